@@ -1,0 +1,194 @@
+"""The ``xp`` backend shim: the one place where the array library is chosen.
+
+A backend is an object with ``name``, ``xp`` (the array module), host
+conversions (``asarray``, ``asnumpy``) and the kernels ``matmul``, ``softmax``
+and ``numerical_gradient``. ``nn`` is written only against this module::
+
+    import backend as B
+    xp = B.get_array_module(x)
+    y = B.matmul(x, W)
+
+Selection order: :func:`use` (the CLI's ``--device``), then the environment
+variable ``XPNET_BACKEND``, then ``"numpy"``. The GPU is never chosen just
+because CuPy imports: only an explicit ``"cupy"`` or ``"auto"`` does.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+
+from backend._base import Backend, BackendUnavailableError
+
+__all__ = [
+    "Backend",
+    "BackendUnavailableError",
+    "DEFAULT_DTYPE",
+    "NAMES",
+    "backend_for",
+    "current",
+    "default_rng",
+    "get_array_module",
+    "get_backend",
+    "matmul",
+    "numerical_gradient",
+    "softmax",
+    "synchronize",
+    "to_numpy",
+    "use",
+]
+
+#: The library's default floating dtype, as in the book (gradient checks need it).
+DEFAULT_DTYPE = "float64"
+
+#: Backend names accepted by :func:`get_backend` and :func:`use`.
+NAMES = ("numpy", "numba", "cupy", "auto")
+
+_ALIASES = {"cpu": "numpy", "cuda": "cupy", "gpu": "cupy"}
+_instances: dict[str, Backend] = {}
+_current: Backend | None = None
+
+
+def _load(name: str) -> Backend:
+    """Instantiate a concrete backend; import its library lazily."""
+    if name not in _instances:
+        if name == "numpy":
+            from backend._numpy import NumPyBackend
+
+            _instances[name] = NumPyBackend()
+        elif name == "numba":
+            from backend._numba import NumbaBackend
+
+            _instances[name] = NumbaBackend()
+        elif name == "cupy":
+            from backend._cupy import CuPyBackend
+
+            _instances[name] = CuPyBackend()
+    return _instances[name]
+
+
+def _auto() -> Backend:
+    """CUDA if CuPy and a GPU are usable, else Numba if installed, else NumPy."""
+    reasons = []
+    for name in ("cupy", "numba"):
+        try:
+            return _load(name)
+        except BackendUnavailableError as exc:
+            reasons.append(f"{name}: {exc}")
+    warnings.warn(
+        "auto backend fell back to numpy (" + "; ".join(reasons) + ")",
+        RuntimeWarning,
+        stacklevel=3,
+    )
+    return _load("numpy")
+
+
+def canonical_name(name: str) -> str:
+    """Map a device or backend name (``cpu``, ``cuda``, ...) to a backend name."""
+    key = str(name).strip().lower()
+    key = _ALIASES.get(key, key)
+    if key not in NAMES:
+        valid = ", ".join(NAMES + tuple(_ALIASES))
+        raise ValueError(f"unknown backend {name!r}; valid names are: {valid}")
+    return key
+
+
+def get_backend(name: str | Backend | None = None) -> Backend:
+    """Return the backend called ``name`` (``None``: the current one).
+
+    Raises ``ValueError`` for an unknown name and
+    :class:`BackendUnavailableError` (naming the extra to install) when the
+    backend's library or device is missing.
+    """
+    if isinstance(name, Backend):
+        return name
+    if name is None:
+        return current()
+    key = canonical_name(name)
+    return _auto() if key == "auto" else _load(key)
+
+
+def use(name: str | Backend) -> Backend:
+    """Make ``name`` the process-wide default backend and return it."""
+    global _current
+    _current = get_backend(name)
+    return _current
+
+
+def current() -> Backend:
+    """The process default: set by :func:`use`, else ``$XPNET_BACKEND``, else numpy."""
+    global _current
+    if _current is None:
+        _current = get_backend(os.environ.get("XPNET_BACKEND") or "numpy")
+    return _current
+
+
+def _is_cupy_array(a) -> bool:
+    # Detect CuPy arrays by their type's module so that CuPy is never imported
+    # just to look at an argument.
+    return type(a).__module__.split(".")[0] == "cupy"
+
+
+def _is_numpy_array(a) -> bool:
+    return type(a).__module__.split(".")[0] == "numpy"
+
+
+def backend_for(*arrays) -> Backend:
+    """The backend whose kernels should process ``arrays``.
+
+    CuPy arrays go to the CuPy backend. NumPy arrays go to the current backend
+    when it works on host arrays (numpy, numba), else to the NumPy backend.
+    Python scalars are ignored. Mixing NumPy and CuPy arrays is a ``TypeError``.
+    """
+    has_cupy = any(_is_cupy_array(a) for a in arrays)
+    has_numpy = any(_is_numpy_array(a) for a in arrays)
+    if has_cupy and has_numpy:
+        kinds = ", ".join(sorted({type(a).__module__ + "." + type(a).__name__
+                                  for a in arrays if _is_cupy_array(a) or _is_numpy_array(a)}))
+        raise TypeError(
+            f"arrays from two libraries met in one call ({kinds}); move them to one "
+            "device first with backend.get_backend(name).asarray(a) or backend.to_numpy(a)"
+        )
+    if has_cupy:
+        return _load("cupy")
+    cur = current()
+    return cur if cur.on_host else _load("numpy")
+
+
+def get_array_module(*arrays):
+    """The array module (``numpy`` or ``cupy``) of ``arrays``; see :func:`backend_for`."""
+    return backend_for(*arrays).xp
+
+
+def to_numpy(a):
+    """A host NumPy array from an array of any backend (or a scalar)."""
+    if _is_cupy_array(a):
+        return a.get()
+    return _load("numpy").asnumpy(a)
+
+
+def matmul(a, b):
+    """``a @ b`` with the kernel of the arrays' backend. a: (N, K), b: (K, M) -> (N, M)."""
+    return backend_for(a, b).matmul(a, b)
+
+
+def softmax(x):
+    """Overflow-safe softmax of a vector (D,) or of each row of (N, D)."""
+    return backend_for(x).softmax(x)
+
+
+def numerical_gradient(f, x):
+    """Central-difference gradient of ``f`` at ``x`` (any shape), perturbing ``x`` in place."""
+    return backend_for(x).numerical_gradient(f, x)
+
+
+def default_rng(seed=None):
+    """A host ``numpy.random.Generator`` from a seed (or the generator itself)."""
+    import numpy as np
+
+    return seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+
+
+def synchronize(a=None) -> None:
+    """Wait for the device that holds ``a`` (the current backend's if ``None``)."""
+    (current() if a is None else backend_for(a)).synchronize()

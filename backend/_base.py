@@ -1,0 +1,123 @@
+"""The backend interface and its generic kernels, written once against ``xp``.
+
+A concrete backend sets ``name`` and ``xp`` and overrides a kernel only where
+it has a faster one. NumPy is imported here for host-side work only
+(conversions, index bookkeeping, random initialisation).
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+
+#: Step of the central difference, as in the book.
+H = 1e-4
+#: Added inside the log of the cross-entropy, as in the book.
+CE_DELTA = 1e-7
+
+
+class BackendUnavailableError(RuntimeError):
+    """A backend was asked for but its library or device is missing."""
+
+
+class Backend:
+    """Base class of every backend. Subclasses set ``name``, ``xp`` and ``on_host``.
+
+    ``on_host`` is True when the backend's arrays are host NumPy arrays
+    (NumPy and Numba backends), False for device arrays (CuPy).
+    """
+
+    name: str = "base"
+    xp = np
+    on_host: bool = True
+
+    def __repr__(self) -> str:
+        return f"<backend {self.name}>"
+
+    def describe(self) -> str:
+        """One line naming the backend, its library version and device."""
+        return f"{self.name} ({self.xp.__name__} {self.xp.__version__}, CPU)"
+
+    # -- host <-> backend -------------------------------------------------
+    def asarray(self, a, dtype=None):
+        """An array of this backend from ``a`` (host array, list, scalar)."""
+        if type(a).__module__.split(".")[0] == "cupy" and self.on_host:
+            a = a.get()
+        return self.xp.asarray(a, dtype=dtype)
+
+    def asnumpy(self, a):
+        """A host NumPy array from an array of this backend."""
+        return np.asarray(a)
+
+    def synchronize(self) -> None:
+        """Wait until queued device work is done (no-op on the CPU)."""
+
+    def random_normal(self, shape, scale, dtype, rng=None):
+        """``scale * N(0, 1)`` of ``shape``, drawn on the host so that every
+        backend gets the same numbers from the same seed."""
+        rng = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
+        host = (scale * rng.standard_normal(shape)).astype(dtype)
+        return self.asarray(host)
+
+    # -- kernels ----------------------------------------------------------
+    def matmul(self, a, b):
+        """a: (N, K) @ b: (K, M) -> (N, M)."""
+        return self.xp.matmul(a, b)
+
+    def softmax(self, x):
+        """Softmax over the last axis of (D,) or (N, D); overflow-safe."""
+        xp = self.xp
+        # Subtracting the row maximum leaves softmax unchanged and keeps exp finite.
+        e = xp.exp(x - xp.max(x, axis=-1, keepdims=True))
+        return e / xp.sum(e, axis=-1, keepdims=True)
+
+    def softmax_cross_entropy(self, x, t):
+        """Fused softmax and the book's cross-entropy.
+
+        x: (N, C) scores; t: (N,) integer labels or (N, C) one-hot.
+        Returns ``(loss, y)``: the mean loss as a 0-d array and y = softmax(x).
+        """
+        xp = self.xp
+        y = self.softmax(x)
+        n = y.shape[0]
+        if t.ndim == y.ndim:
+            loss = -xp.sum(t * xp.log(y + CE_DELTA)) / n
+        else:
+            loss = -xp.sum(xp.log(y[xp.arange(n), t] + CE_DELTA)) / n
+        return xp.asarray(loss, dtype=y.dtype), y
+
+    def softmax_cross_entropy_backward(self, y, t, dout=1.0):
+        """Gradient of the mean loss w.r.t. the scores: (y - t) / N, times dout."""
+        xp = self.xp
+        n = y.shape[0]
+        if t.ndim == y.ndim:
+            dx = y - t
+        else:
+            dx = y.copy()
+            dx[xp.arange(n), t] -= 1
+        return dx * (dout / n)
+
+    def numerical_gradient(self, f, x):
+        """Central differences of ``f`` at every element of ``x`` (any shape).
+
+        Generic loop: one pair of calls of the Python function ``f`` per
+        element. ``x`` is perturbed in place and each element is restored to
+        its exact original value, so ``f`` may close over ``x`` (the book's
+        contract).
+        """
+        xp = self.xp
+        grad = xp.zeros_like(x)
+        for idx in itertools.product(*(range(n) for n in x.shape)):
+            saved = x[idx].copy()
+            x[idx] = saved + H
+            fxh1 = f(x)
+            x[idx] = saved - H
+            fxh2 = f(x)
+            grad[idx] = (fxh1 - fxh2) / (2 * H)
+            x[idx] = saved
+        return grad
+
+    #: Optional fast kernel for ``TwoLayerNet.numerical_gradient``; None means
+    #: the network uses the generic loop. Filled by the fast numerical-gradient work.
+    two_layer_numerical_gradient = None

@@ -1,0 +1,49 @@
+"""xpnet's neural-network library: chapters 3 to 5 of "Deep Learning from Scratch".
+
+Everything is written against the ``backend`` shim, so it runs on NumPy,
+Numba or CuPy arrays alike.
+"""
+
+from nn.functions import (
+    cross_entropy_error,
+    identity_function,
+    mean_squared_error,
+    relu,
+    relu_grad,
+    sigmoid,
+    sigmoid_grad,
+    softmax,
+    softmax_loss,
+    step_function,
+)
+from nn.gradient import gradient_check, gradient_descent, numerical_diff, numerical_gradient
+from nn.layers import Affine, AddLayer, MulLayer, Relu, Sigmoid, SoftmaxWithLoss
+from nn.optimizer import SGD
+from nn.simple_net import SimpleNet
+from nn.two_layer_net import TwoLayerNet
+
+__all__ = [
+    "SGD",
+    "AddLayer",
+    "Affine",
+    "MulLayer",
+    "Relu",
+    "Sigmoid",
+    "SimpleNet",
+    "SoftmaxWithLoss",
+    "TwoLayerNet",
+    "cross_entropy_error",
+    "gradient_check",
+    "gradient_descent",
+    "identity_function",
+    "mean_squared_error",
+    "numerical_diff",
+    "numerical_gradient",
+    "relu",
+    "relu_grad",
+    "sigmoid",
+    "sigmoid_grad",
+    "softmax",
+    "softmax_loss",
+    "step_function",
+]

@@ -1,0 +1,127 @@
+"""Layers of chapter 5, each with ``forward`` and ``backward(dout)``."""
+
+from __future__ import annotations
+
+import backend as B
+from nn.functions import _as_label_batch, sigmoid
+
+
+class MulLayer:
+    """out = x * y (the apple example). backward returns (dx, dy)."""
+
+    def __init__(self):
+        self.x = None
+        self.y = None
+
+    def forward(self, x, y):
+        self.x, self.y = x, y
+        return x * y
+
+    def backward(self, dout):
+        return dout * self.y, dout * self.x
+
+
+class AddLayer:
+    """out = x + y. backward returns (dout, dout)."""
+
+    def forward(self, x, y):
+        return x + y
+
+    def backward(self, dout):
+        return dout * 1, dout * 1
+
+
+class Relu:
+    """max(0, x); the gradient is passed where x > 0 and blocked elsewhere."""
+
+    def __init__(self):
+        self.mask = None
+
+    def forward(self, x):
+        xp = B.get_array_module(x)
+        self.mask = x <= 0
+        return xp.where(self.mask, xp.zeros((), dtype=x.dtype), x)
+
+    def backward(self, dout):
+        xp = B.get_array_module(dout)
+        return xp.where(self.mask, xp.zeros((), dtype=dout.dtype), dout)
+
+
+class Sigmoid:
+    """1 / (1 + exp(-x)); backward uses the stored output: dout * (1 - y) * y."""
+
+    def __init__(self):
+        self.out = None
+
+    def forward(self, x):
+        self.out = sigmoid(x)
+        return self.out
+
+    def backward(self, dout):
+        return dout * (1.0 - self.out) * self.out
+
+
+class Affine:
+    """out = x @ W + b for x of any shape (N, ...), flattened to (N, D).
+
+    W: (D, M), b: (M,). The layer keeps references to ``W`` and ``b``, so an
+    in-place update of the caller's arrays (``W -= lr * dW``) is seen here.
+    After ``backward``: ``dW`` (D, M), ``db`` (M,).
+    """
+
+    def __init__(self, W, b):
+        self.W = W
+        self.b = b
+        self.x = None
+        self.original_x_shape = None
+        self.dW = None
+        self.db = None
+
+    def forward(self, x):
+        self.original_x_shape = x.shape
+        self.x = x.reshape(x.shape[0], -1)
+        return B.matmul(self.x, self.W) + self.b
+
+    def backward(self, dout, need_dx=True):
+        """dout: (N, M) -> dx of the input's original shape.
+
+        ``need_dx=False`` skips the product nobody reads (the first layer's
+        dx) and returns None.
+        """
+        xp = B.get_array_module(dout)
+        self.dW = B.matmul(self.x.T, dout)
+        self.db = xp.sum(dout, axis=0)
+        if not need_dx:
+            return None
+        dx = B.matmul(dout, self.W.T)
+        return dx.reshape(self.original_x_shape)
+
+
+class SoftmaxWithLoss:
+    """Softmax followed by the mean cross-entropy, with the fused gradient.
+
+    forward(x: (N, C) or (C,), t: (N,) labels or one-hot like x) -> 0-d loss;
+    backward(dout=1) -> (y - t) / N of x's shape.
+    """
+
+    def __init__(self):
+        self.loss = None
+        self.y = None
+        self.t = None
+        self.input_shape = None
+
+    def forward(self, x, t):
+        self.input_shape = x.shape
+        if x.ndim == 1:
+            x = x.reshape(1, -1)
+            t = t.reshape(1, -1) if t.size == x.size else t.reshape(1)
+        if t.shape != x.shape:
+            # Validates labels; one-hot targets of x's shape are used as given.
+            _, t = _as_label_batch(x, t)
+        self.t = t
+        self.loss, self.y = B.backend_for(x, t).softmax_cross_entropy(x, t)
+        return self.loss
+
+    def backward(self, dout=1):
+        dx = B.backend_for(self.y).softmax_cross_entropy_backward(self.y, self.t, dout)
+        return dx.reshape(self.input_shape)

@@ -1,0 +1,130 @@
+"""The two-layer network of chapters 4 and 5."""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+
+import backend as B
+from nn.layers import Affine, Relu, Sigmoid, SoftmaxWithLoss
+
+ACTIVATIONS = {"relu": Relu, "sigmoid": Sigmoid}
+GRADIENT_METHODS = ("auto", "fast", "loop")
+
+
+class TwoLayerNet:
+    """Affine -> activation -> Affine -> SoftmaxWithLoss.
+
+    ``activation="sigmoid"`` is chapter 4's network, ``"relu"`` chapter 5's.
+    ``params`` holds the very arrays the layers use: update them in place.
+
+    Parameters
+    ----------
+    input_size, hidden_size, output_size : int
+        Layer widths (784, 50, 10 in the book).
+    weight_init_std : float
+        Weights start as ``weight_init_std * N(0, 1)``; biases at zero.
+    activation : {"relu", "sigmoid"}
+    backend : str or Backend, optional
+        Where the parameters live; default the current backend.
+    dtype : str, optional
+        Parameter dtype; default ``backend.DEFAULT_DTYPE`` (float64, as the book).
+    rng : int or numpy.random.Generator, optional
+        Seed of the initial weights (drawn on the host: same on every backend).
+    """
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        output_size: int,
+        weight_init_std: float = 0.01,
+        activation: str = "relu",
+        backend=None,
+        dtype=None,
+        rng=None,
+    ):
+        if activation not in ACTIVATIONS:
+            raise ValueError(
+                f"unknown activation {activation!r}; choose one of {sorted(ACTIVATIONS)}"
+            )
+        for name, size in (("input_size", input_size), ("hidden_size", hidden_size),
+                           ("output_size", output_size)):
+            if int(size) != size or size < 1:
+                raise ValueError(f"{name} must be a positive integer, got {size!r}")
+        self.backend = B.get_backend(backend)
+        self.activation = activation
+        self.dtype = self.backend.xp.dtype(dtype or B.DEFAULT_DTYPE)
+        xp, be = self.backend.xp, self.backend
+        rng = B.default_rng(rng)  # one generator for both draws, so W1 and W2 differ
+        self.params = {
+            "W1": be.random_normal((input_size, hidden_size), weight_init_std, self.dtype, rng),
+            "b1": xp.zeros(hidden_size, dtype=self.dtype),
+            "W2": be.random_normal((hidden_size, output_size), weight_init_std, self.dtype, rng),
+            "b2": xp.zeros(output_size, dtype=self.dtype),
+        }
+        self._build_layers()
+
+    def _build_layers(self):
+        p = self.params
+        self.layers = OrderedDict()
+        self.layers["Affine1"] = Affine(p["W1"], p["b1"])
+        self.layers[self.activation.capitalize() + "1"] = ACTIVATIONS[self.activation]()
+        self.layers["Affine2"] = Affine(p["W2"], p["b2"])
+        self.lastLayer = SoftmaxWithLoss()
+
+    def predict(self, x):
+        """x: (N, input_size) -> scores (N, output_size), before softmax."""
+        for layer in self.layers.values():
+            x = layer.forward(x)
+        return x
+
+    def loss(self, x, t):
+        """Mean cross-entropy of softmax(predict(x)) against t (labels or one-hot). -> 0-d."""
+        return self.lastLayer.forward(self.predict(x), t)
+
+    def accuracy(self, x, t) -> float:
+        """Fraction of rows of x whose arg-max score equals the label (t: labels or one-hot)."""
+        xp = self.backend.xp
+        y = xp.argmax(self.predict(x), axis=1)
+        if t.ndim != 1:
+            t = xp.argmax(t, axis=1)
+        return float(xp.sum(y == t)) / x.shape[0]
+
+    def numerical_gradient(self, x, t, method: str = "auto"):
+        """Gradients of :meth:`loss` by central differences, ``{name: array}``.
+
+        ``method="loop"`` is the book's loop: two full forward passes per
+        parameter. ``"fast"`` uses the backend's kernel that reuses what a
+        perturbation cannot change (still a true central difference of the
+        true loss); ``"auto"`` takes it when the backend has one.
+        """
+        if method not in GRADIENT_METHODS:
+            raise ValueError(f"unknown method {method!r}; choose one of {GRADIENT_METHODS}")
+        fast = self.backend.two_layer_numerical_gradient
+        if method == "fast" and fast is None:
+            raise NotImplementedError(
+                f"the {self.backend.name} backend has no fast numerical gradient; "
+                "use method='loop'"
+            )
+        if method != "loop" and fast is not None:
+            return fast(self.params, x, t, self.activation)
+
+        def loss_W(W):
+            return self.loss(x, t)
+
+        return {key: B.numerical_gradient(loss_W, self.params[key]) for key in self.params}
+
+    def gradient(self, x, t):
+        """Gradients of :meth:`loss` by backpropagation, ``{name: array}``."""
+        self.loss(x, t)
+        dout = self.lastLayer.backward(1)
+        layers = list(self.layers.values())
+        for layer in reversed(layers[1:]):
+            dout = layer.backward(dout)
+        layers[0].backward(dout, need_dx=False)
+        return {
+            "W1": self.layers["Affine1"].dW,
+            "b1": self.layers["Affine1"].db,
+            "W2": self.layers["Affine2"].dW,
+            "b2": self.layers["Affine2"].db,
+        }

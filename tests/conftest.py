@@ -1,0 +1,61 @@
+"""Shared fixtures: one test body for every backend, and the real-data folder."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import backend as B
+
+ROOT = Path(__file__).resolve().parents[1]
+BACKEND_NAMES = ["numpy", "numba", "cupy"]
+
+
+def _skip_reason(name: str) -> str | None:
+    try:
+        B.get_backend(name)
+    except B.BackendUnavailableError as exc:
+        return str(exc)
+    return None
+
+
+@pytest.fixture(params=BACKEND_NAMES)
+def backend(request):
+    """Each backend in turn, made current for the test and restored after.
+
+    Skips (with the reason) a backend whose library or GPU is missing.
+    """
+    reason = _skip_reason(request.param)
+    if reason:
+        pytest.skip(f"{request.param} backend unavailable: {reason}")
+    previous = B.current()
+    be = B.use(request.param)
+    yield be
+    B.use(previous)
+
+
+@pytest.fixture
+def to_host():
+    """Convert any backend's array (or scalar) to float64 host NumPy."""
+    return lambda a: np.asarray(B.to_numpy(a), dtype=np.float64)
+
+
+def shared_data_dir() -> Path | None:
+    """``$XPNET_SHARED_DATA`` or ``../shared/data`` beside the repo, if present."""
+    env = os.environ.get("XPNET_SHARED_DATA")
+    path = Path(env) if env else ROOT.parent / "shared" / "data"
+    return path if path.is_dir() else None
+
+
+@pytest.fixture(scope="session")
+def shared_data():
+    """The real-data folder; skips when absent, fails under XPNET_REQUIRE_DATA=1."""
+    path = shared_data_dir()
+    if path is None:
+        if os.environ.get("XPNET_REQUIRE_DATA") == "1":
+            pytest.fail("real data required (XPNET_REQUIRE_DATA=1) but ../shared/data is missing")
+        pytest.skip("real data not found: set XPNET_SHARED_DATA or place ../shared/data")
+    return path
