@@ -121,3 +121,7 @@ class Backend:
     #: Optional fast kernel for ``TwoLayerNet.numerical_gradient``; None means
     #: the network uses the generic loop. Filled by the fast numerical-gradient work.
     two_layer_numerical_gradient = None
+
+    #: Optional fused SGD step for ``TwoLayerNet.train_step``:
+    #: ``(params, x, t, lr, activation) -> 0-d loss``, updating params in place.
+    two_layer_sgd_step = None

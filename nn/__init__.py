@@ -16,8 +16,13 @@ from nn.functions import (
     softmax_loss,
     step_function,
 )
-from nn.gradient import gradient_check, gradient_descent, numerical_diff, numerical_gradient
-from nn.layers import Affine, AddLayer, MulLayer, Relu, Sigmoid, SoftmaxWithLoss
+from nn.gradient import (
+    gradient_check,
+    gradient_descent,
+    numerical_diff,
+    numerical_gradient,
+)
+from nn.layers import AddLayer, Affine, MulLayer, Relu, Sigmoid, SoftmaxWithLoss
 from nn.optimizer import SGD
 from nn.simple_net import SimpleNet
 from nn.two_layer_net import TwoLayerNet

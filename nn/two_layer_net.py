@@ -6,6 +6,7 @@ from collections import OrderedDict
 
 import backend as B
 from nn.layers import Affine, Relu, Sigmoid, SoftmaxWithLoss
+from nn.optimizer import SGD
 
 ACTIVATIONS = {"relu": Relu, "sigmoid": Sigmoid}
 GRADIENT_METHODS = ("auto", "fast", "loop")
@@ -128,3 +129,17 @@ class TwoLayerNet:
             "W2": self.layers["Affine2"].dW,
             "b2": self.layers["Affine2"].db,
         }
+
+    def train_step(self, x, t, optimizer):
+        """One step: gradient by backprop, then ``optimizer.update``. -> 0-d loss.
+
+        With plain :class:`SGD`, a backend that has a fused kernel
+        (``two_layer_sgd_step``) does forward, backward and update in one call.
+        The loss returned is the one computed before the update.
+        """
+        fused = self.backend.two_layer_sgd_step
+        if fused is not None and type(optimizer) is SGD:
+            return fused(self.params, x, t, optimizer.lr, self.activation)
+        grads = self.gradient(x, t)
+        optimizer.update(self.params, grads)
+        return self.lastLayer.loss
