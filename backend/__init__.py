@@ -143,8 +143,15 @@ def backend_for(*arrays) -> Backend:
     has_cupy = any(_is_cupy_array(a) for a in arrays)
     has_numpy = any(_is_numpy_array(a) for a in arrays)
     if has_cupy and has_numpy:
-        kinds = ", ".join(sorted({type(a).__module__ + "." + type(a).__name__
-                                  for a in arrays if _is_cupy_array(a) or _is_numpy_array(a)}))
+        kinds = ", ".join(
+            sorted(
+                {
+                    type(a).__module__ + "." + type(a).__name__
+                    for a in arrays
+                    if _is_cupy_array(a) or _is_numpy_array(a)
+                }
+            )
+        )
         raise TypeError(
             f"arrays from two libraries met in one call ({kinds}); move them to one "
             "device first with backend.get_backend(name).asarray(a) or backend.to_numpy(a)"
@@ -186,7 +193,9 @@ def default_rng(seed=None):
     """A host ``numpy.random.Generator`` from a seed (or the generator itself)."""
     import numpy as np
 
-    return seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+    return (
+        seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+    )
 
 
 def synchronize(a=None) -> None:

@@ -56,7 +56,9 @@ class Backend:
     def random_normal(self, shape, scale, dtype, rng=None):
         """``scale * N(0, 1)`` of ``shape``, drawn on the host so that every
         backend gets the same numbers from the same seed."""
-        rng = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
+        rng = (
+            rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
+        )
         host = (scale * rng.standard_normal(shape)).astype(dtype)
         return self.asarray(host)
 

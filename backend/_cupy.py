@@ -14,7 +14,9 @@ def _import_cupy():
             '(or "xpnet[cuda12]" for a CUDA 12 driver)'
         ) from exc
     if not cupy.is_available():
-        raise BackendUnavailableError("CuPy is installed but no usable CUDA GPU was found")
+        raise BackendUnavailableError(
+            "CuPy is installed but no usable CUDA GPU was found"
+        )
     return cupy
 
 

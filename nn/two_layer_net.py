@@ -48,8 +48,11 @@ class TwoLayerNet:
             raise ValueError(
                 f"unknown activation {activation!r}; choose one of {sorted(ACTIVATIONS)}"
             )
-        for name, size in (("input_size", input_size), ("hidden_size", hidden_size),
-                           ("output_size", output_size)):
+        for name, size in (
+            ("input_size", input_size),
+            ("hidden_size", hidden_size),
+            ("output_size", output_size),
+        ):
             if int(size) != size or size < 1:
                 raise ValueError(f"{name} must be a positive integer, got {size!r}")
         self.backend = B.get_backend(backend)
@@ -58,9 +61,13 @@ class TwoLayerNet:
         xp, be = self.backend.xp, self.backend
         rng = B.default_rng(rng)  # one generator for both draws, so W1 and W2 differ
         self.params = {
-            "W1": be.random_normal((input_size, hidden_size), weight_init_std, self.dtype, rng),
+            "W1": be.random_normal(
+                (input_size, hidden_size), weight_init_std, self.dtype, rng
+            ),
             "b1": xp.zeros(hidden_size, dtype=self.dtype),
-            "W2": be.random_normal((hidden_size, output_size), weight_init_std, self.dtype, rng),
+            "W2": be.random_normal(
+                (hidden_size, output_size), weight_init_std, self.dtype, rng
+            ),
             "b2": xp.zeros(output_size, dtype=self.dtype),
         }
         self._build_layers()
@@ -100,7 +107,9 @@ class TwoLayerNet:
         true loss); ``"auto"`` takes it when the backend has one.
         """
         if method not in GRADIENT_METHODS:
-            raise ValueError(f"unknown method {method!r}; choose one of {GRADIENT_METHODS}")
+            raise ValueError(
+                f"unknown method {method!r}; choose one of {GRADIENT_METHODS}"
+            )
         fast = self.backend.two_layer_numerical_gradient
         if method == "fast" and fast is None:
             raise NotImplementedError(
@@ -113,7 +122,9 @@ class TwoLayerNet:
         def loss_W(W):
             return self.loss(x, t)
 
-        return {key: B.numerical_gradient(loss_W, self.params[key]) for key in self.params}
+        return {
+            key: B.numerical_gradient(loss_W, self.params[key]) for key in self.params
+        }
 
     def gradient(self, x, t):
         """Gradients of :meth:`loss` by backpropagation, ``{name: array}``."""
