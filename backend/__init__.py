@@ -26,6 +26,7 @@ __all__ = [
     "DEFAULT_DTYPE",
     "NAMES",
     "backend_for",
+    "canonical_name",
     "current",
     "default_rng",
     "get_array_module",
@@ -49,21 +50,28 @@ _instances: dict[str, Backend] = {}
 _current: Backend | None = None
 
 
+#: The pip extra that provides each optional backend's library.
+_EXTRAS = {"numba": '"xpnet[numba]"', "cupy": '"xpnet[cuda13]" (or "xpnet[cuda12]")'}
+
+
 def _load(name: str) -> Backend:
     """Instantiate a concrete backend; import its library lazily."""
     if name not in _instances:
-        if name == "numpy":
-            from backend._numpy import NumPyBackend
-
-            _instances[name] = NumPyBackend()
-        elif name == "numba":
-            from backend._numba import NumbaBackend
-
-            _instances[name] = NumbaBackend()
-        elif name == "cupy":
-            from backend._cupy import CuPyBackend
-
-            _instances[name] = CuPyBackend()
+        try:
+            if name == "numpy":
+                from backend._numpy import NumPyBackend as cls
+            elif name == "numba":
+                from backend._numba import NumbaBackend as cls
+            else:
+                from backend._cupy import CuPyBackend as cls
+        except ImportError as exc:
+            # A backend module that imports its library at the top fails here,
+            # before its own friendlier check runs: name the extra all the same.
+            raise BackendUnavailableError(
+                f"the {name} backend cannot be imported ({exc}); "
+                f"pip install {_EXTRAS.get(name, 'xpnet')}"
+            ) from exc
+        _instances[name] = cls()
     return _instances[name]
 
 
@@ -119,7 +127,13 @@ def current() -> Backend:
     """The process default: set by :func:`use`, else ``$XPNET_BACKEND``, else numpy."""
     global _current
     if _current is None:
-        _current = get_backend(os.environ.get("XPNET_BACKEND") or "numpy")
+        name = os.environ.get("XPNET_BACKEND", "").strip() or "numpy"
+        try:
+            _current = get_backend(name)
+        except ValueError as exc:
+            raise ValueError(f"XPNET_BACKEND={name!r}: {exc}") from None
+        except BackendUnavailableError as exc:
+            raise BackendUnavailableError(f"XPNET_BACKEND={name!r}: {exc}") from exc
     return _current
 
 
@@ -153,8 +167,9 @@ def backend_for(*arrays) -> Backend:
             )
         )
         raise TypeError(
-            f"arrays from two libraries met in one call ({kinds}); move them to one "
-            "device first with backend.get_backend(name).asarray(a) or backend.to_numpy(a)"
+            f"arrays from two libraries met in one call ({kinds}); move them to "
+            "one device first with backend.get_backend(name).asarray(a) or "
+            "backend.to_numpy(a)"
         )
     if has_cupy:
         return _load("cupy")
@@ -163,7 +178,10 @@ def backend_for(*arrays) -> Backend:
 
 
 def get_array_module(*arrays):
-    """The array module (``numpy`` or ``cupy``) of ``arrays``; see :func:`backend_for`."""
+    """The array module (``numpy`` or ``cupy``) of ``arrays``.
+
+    See :func:`backend_for` for the rules; mixed NumPy and CuPy is a ``TypeError``.
+    """
     return backend_for(*arrays).xp
 
 
@@ -175,7 +193,10 @@ def to_numpy(a):
 
 
 def matmul(a, b):
-    """``a @ b`` with the kernel of the arrays' backend. a: (N, K), b: (K, M) -> (N, M)."""
+    """``a @ b`` with the kernel of the arrays' backend.
+
+    a: (N, K) or (K,), b: (K, M) -> (N, M) or (M,), in the inputs' result dtype.
+    """
     return backend_for(a, b).matmul(a, b)
 
 
@@ -185,7 +206,10 @@ def softmax(x):
 
 
 def numerical_gradient(f, x):
-    """Central-difference gradient of ``f`` at ``x`` (any shape), perturbing ``x`` in place."""
+    """Central-difference gradient of ``f`` at ``x`` (any shape, floating).
+
+    ``x`` is perturbed in place and restored exactly; -> array of x's shape.
+    """
     return backend_for(x).numerical_gradient(f, x)
 
 

@@ -120,9 +120,21 @@ class Backend:
             x[idx] = saved
         return grad
 
-    #: Optional fast kernel for ``TwoLayerNet.numerical_gradient``; None means
-    #: the network uses the generic loop. Filled by the fast numerical-gradient work.
-    two_layer_numerical_gradient = None
+    def two_layer_numerical_gradient(self, params, x, t, activation: str) -> dict:
+        """Fast kernel of ``TwoLayerNet.numerical_gradient``: the same central
+        differences of the same loss, without recomputing what a perturbation
+        cannot change (see ``backend._numgrad``).
+
+        params: ``W1`` (D, M), ``b1`` (M,), ``W2`` (M, C), ``b2`` (C,); x: (N, D);
+        t: (N,) labels or (N, C) one-hot -> ``{name: array}`` like ``params``.
+        """
+        if self.name == "numba":
+            from backend._numgrad_numba import two_layer_numerical_gradient as fast
+
+            return fast(params, x, t, activation)
+        from backend._numgrad import two_layer_numerical_gradient as fast
+
+        return fast(self, params, x, t, activation)
 
     #: Optional fused SGD step for ``TwoLayerNet.train_step``:
     #: ``(params, x, t, lr, activation) -> 0-d loss``, updating params in place.

@@ -22,12 +22,32 @@ from nn.gradient import (
     numerical_diff,
     numerical_gradient,
 )
+from nn.idx import IdxFormatError, read_idx
 from nn.layers import AddLayer, Affine, MulLayer, Relu, Sigmoid, SoftmaxWithLoss
+from nn.mnist import (
+    DatasetError,
+    DatasetFormatError,
+    DatasetNotFoundError,
+    load_mnist,
+    load_mnist_split,
+)
 from nn.optimizer import SGD
+from nn.safe_pickle import UnsafePickleError, load_array_dict
 from nn.simple_net import SimpleNet
+from nn.three_layer_net import ThreeLayerNet
 from nn.two_layer_net import TwoLayerNet
 
 __all__ = [
+    "DatasetError",
+    "DatasetFormatError",
+    "DatasetNotFoundError",
+    "IdxFormatError",
+    "ThreeLayerNet",
+    "UnsafePickleError",
+    "load_array_dict",
+    "load_mnist",
+    "load_mnist_split",
+    "read_idx",
     "SGD",
     "AddLayer",
     "Affine",

@@ -17,8 +17,9 @@ def identity_function(x):
 
 
 def step_function(x):
-    """1 where x > 0, else 0. x: any shape -> same shape, int."""
-    return (x > 0).astype(int)
+    """1 where x > 0, else 0. x: any shape (or a scalar) -> same shape, int."""
+    xp = B.get_array_module(x)
+    return xp.asarray(x > 0).astype(int)
 
 
 def sigmoid(x):
@@ -43,6 +44,8 @@ def relu(x):
 
 def relu_grad(x):
     """1 where x >= 0, else 0 (the book's convention at 0), in x's dtype."""
+    xp = B.get_array_module(x)
+    x = xp.asarray(x)
     return (x >= 0).astype(x.dtype)
 
 
@@ -54,26 +57,55 @@ def softmax(x):
 def mean_squared_error(y, t):
     """0.5 * sum((y - t)**2), the book's MSE (summed, not averaged). -> 0-d."""
     xp = B.get_array_module(y, t)
+    y, t = xp.asarray(y), xp.asarray(t)
+    if y.shape != t.shape:
+        # Broadcasting (N, C) against (N,) labels would give a silent wrong answer.
+        raise ValueError(
+            f"mean_squared_error needs y and t of one shape, got {y.shape} and "
+            f"{t.shape}; pass one-hot targets shaped like y"
+        )
     return 0.5 * xp.sum((y - t) ** 2)
 
 
 def _as_label_batch(y, t):
-    """Reshape a single sample to a batch of one and turn one-hot into labels."""
+    """Reshape a single sample to a batch of one and turn one-hot into labels.
+
+    y: (N, C) or (C,); t: one-hot of y's shape, or integer labels (N,) / 0-d.
+    Returns y: (N, C) and integer labels t: (N,). Raises ``ValueError`` for
+    shapes that do not match and ``TypeError`` for non-integer labels.
+    """
+    xp = B.get_array_module(y, t)
+    y, t = xp.asarray(y), xp.asarray(t)
+    if y.ndim not in (1, 2):
+        raise ValueError(
+            f"predictions must be (C,) or (N, C), got shape {y.shape}; "
+            "flatten the scores first"
+        )
     if y.ndim == 1:
+        one_hot = t.shape == y.shape
         y = y.reshape(1, y.size)
-        t = t.reshape(1, t.size) if t.size == y.size else t.reshape(1)
-    if t.size == y.size:
+        t = t.reshape(1, t.size) if one_hot else t.reshape(-1)
+    if t.shape == y.shape:
         t = t.argmax(axis=1)
+    elif t.ndim != 1 or t.shape[0] != y.shape[0]:
+        raise ValueError(
+            f"targets of shape {t.shape} do not match predictions of shape "
+            f"{y.shape}; pass (N,) labels or (N, C) one-hot"
+        )
     elif t.dtype.kind not in "iu":
         raise TypeError(
             f"labels must be integers, got dtype {t.dtype}; pass t.astype(int) "
             "or one-hot targets of the same shape as y"
         )
-    if t.shape != y.shape[:1]:
-        raise ValueError(
-            f"targets of shape {t.shape} do not match predictions of shape {y.shape}; "
-            "pass (N,) labels or (N, C) one-hot"
-        )
+    elif B.backend_for(t).on_host and t.size:
+        # NumPy would wrap a negative label silently. Not checked on the GPU,
+        # where the check would cost a device sync on every loss.
+        low, high = int(t.min()), int(t.max())
+        if low < 0 or high >= y.shape[1]:
+            raise ValueError(
+                f"labels must lie in [0, {y.shape[1]}), got values from {low} "
+                f"to {high}; check the number of classes"
+            )
     return y, t
 
 

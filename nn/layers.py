@@ -78,8 +78,18 @@ class Affine:
         self.db = None
 
     def forward(self, x):
+        if x.ndim < 2:
+            raise ValueError(
+                f"Affine needs a batch of inputs (N, ...), got shape {x.shape}; "
+                "pass x.reshape(1, -1) for a single sample"
+            )
         self.original_x_shape = x.shape
         self.x = x.reshape(x.shape[0], -1)
+        if self.x.shape[1] != self.W.shape[0]:
+            raise ValueError(
+                f"Affine expects {self.W.shape[0]} features per sample, got "
+                f"{self.x.shape[1]} from input of shape {x.shape}"
+            )
         return B.matmul(self.x, self.W) + self.b
 
     def backward(self, dout, need_dx=True):
@@ -112,12 +122,13 @@ class SoftmaxWithLoss:
 
     def forward(self, x, t):
         self.input_shape = x.shape
-        if x.ndim == 1:
-            x = x.reshape(1, -1)
-            t = t.reshape(1, -1) if t.size == x.size else t.reshape(1)
-        if t.shape != x.shape:
-            # Validates labels; one-hot targets of x's shape are used as given.
-            _, t = _as_label_batch(x, t)
+        t = B.get_array_module(x, t).asarray(t)
+        if t.shape == x.shape and x.ndim in (1, 2):
+            # One-hot (or soft) targets go to the kernel as given.
+            x, t = x.reshape(-1, x.shape[-1]), t.reshape(-1, x.shape[-1])
+        else:
+            # Validates shapes and labels; one-hot of another shape is an error.
+            x, t = _as_label_batch(x, t)
         self.t = t
         self.loss, self.y = B.backend_for(x, t).softmax_cross_entropy(x, t)
         return self.loss

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import numbers
 from collections import OrderedDict
 
 import backend as B
@@ -46,18 +48,34 @@ class TwoLayerNet:
     ):
         if activation not in ACTIVATIONS:
             raise ValueError(
-                f"unknown activation {activation!r}; choose one of {sorted(ACTIVATIONS)}"
+                f"unknown activation {activation!r}; "
+                f"choose one of {sorted(ACTIVATIONS)}"
             )
         for name, size in (
             ("input_size", input_size),
             ("hidden_size", hidden_size),
             ("output_size", output_size),
         ):
-            if int(size) != size or size < 1:
+            integral = isinstance(size, numbers.Integral) and not isinstance(size, bool)
+            if not integral or size < 1:
                 raise ValueError(f"{name} must be a positive integer, got {size!r}")
+        if not isinstance(weight_init_std, numbers.Real) or not (
+            math.isfinite(weight_init_std) and weight_init_std >= 0
+        ):
+            raise ValueError(
+                f"weight_init_std must be a finite number >= 0, got {weight_init_std!r}"
+            )
         self.backend = B.get_backend(backend)
         self.activation = activation
-        self.dtype = self.backend.xp.dtype(dtype or B.DEFAULT_DTYPE)
+        try:
+            self.dtype = self.backend.xp.dtype(dtype or B.DEFAULT_DTYPE)
+        except TypeError:
+            self.dtype = None
+        if self.dtype is None or self.dtype.kind != "f":
+            raise ValueError(
+                f"dtype must be a floating type such as 'float64' or 'float32', "
+                f"got {dtype!r}"
+            )
         xp, be = self.backend.xp, self.backend
         rng = B.default_rng(rng)  # one generator for both draws, so W1 and W2 differ
         self.params = {
@@ -80,18 +98,33 @@ class TwoLayerNet:
         self.layers["Affine2"] = Affine(p["W2"], p["b2"])
         self.lastLayer = SoftmaxWithLoss()
 
+    def _sync_layers(self):
+        # The layers must compute with what ``params`` holds even if an entry
+        # was rebound (``net.params["W1"] = W``) rather than updated in place.
+        p, a1, a2 = self.params, self.layers["Affine1"], self.layers["Affine2"]
+        a1.W, a1.b, a2.W, a2.b = p["W1"], p["b1"], p["W2"], p["b2"]
+
     def predict(self, x):
         """x: (N, input_size) -> scores (N, output_size), before softmax."""
+        self._sync_layers()
         for layer in self.layers.values():
             x = layer.forward(x)
         return x
 
     def loss(self, x, t):
-        """Mean cross-entropy of softmax(predict(x)) against t (labels or one-hot). -> 0-d."""
+        """Mean cross-entropy of softmax(predict(x)) against t. -> 0-d.
+
+        t: (N,) integer labels or (N, output_size) one-hot.
+        """
         return self.lastLayer.forward(self.predict(x), t)
 
     def accuracy(self, x, t) -> float:
-        """Fraction of rows of x whose arg-max score equals the label (t: labels or one-hot)."""
+        """Fraction of rows of x whose arg-max score equals the label.
+
+        x: (N, input_size); t: (N,) labels or (N, output_size) one-hot.
+        """
+        if x.shape[0] == 0:
+            raise ValueError("accuracy of an empty batch is undefined; pass samples")
         xp = self.backend.xp
         y = xp.argmax(self.predict(x), axis=1)
         if t.ndim != 1:

@@ -1,0 +1,125 @@
+"""One command for the whole benchmark: passes of the suite, then the report.
+
+    python bench/run.py                     # 3 passes, book sizes, ~10 min on 2 cores
+    python bench/run.py --passes 1 -- -k "train-step or kernels"
+    python bench/run.py --smoke             # tiny sizes, seconds: checks it all runs
+
+Writes ``pass-N.json`` (pytest-benchmark's ``--benchmark-json``), ``bench.md``
+(tables of medians and ratios) and ``scaling.png`` into ``--out``
+(default ``runs/bench``). Passes run the suite again in full, so variants
+are interleaved at the pass level and drift of the machine over minutes shows
+up as the "pass spread" column instead of hiding inside a ratio.
+
+OpenBLAS: where ``OPENBLAS_CORETYPE``/``OPENBLAS_L2_SIZE`` are set (they pin
+older kernels on some processors), they are unset for the benchmark run only,
+so NumPy uses the kernel it would pick itself; ``--keep-openblas-env`` keeps
+them. Each result records which kernel ran (threadpoolctl).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+OPENBLAS_VARS = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
+
+
+def pytest_command(json_path: Path, smoke: bool, extra: list[str]) -> list[str]:
+    """The pytest invocation of one pass."""
+    cmd = [
+        sys.executable,
+        "-m",
+        "pytest",
+        str(HERE),
+        "-p",
+        "no:cacheprovider",
+        "-q",
+        f"--benchmark-json={json_path}",
+        "--benchmark-columns=median,iqr,rounds",
+        "--benchmark-sort=name",
+    ]
+    if smoke:
+        # One short round each: this checks the pipeline, it measures nothing.
+        cmd += [
+            "--bench-smoke",
+            "--benchmark-min-rounds=1",
+            "--benchmark-max-time=0.0001",
+            "--benchmark-min-time=0.0000001",
+        ]
+    return cmd + extra
+
+
+def bench_env(keep_openblas_env: bool) -> dict:
+    env = dict(os.environ)
+    env.setdefault("MPLBACKEND", "Agg")
+    if not keep_openblas_env:
+        for var in OPENBLAS_VARS:
+            env.pop(var, None)
+    return env
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(
+        description="Run the benchmark suite and write the report.",
+        epilog="Arguments after -- go to pytest (e.g. -- -k kernels).",
+    )
+    parser.add_argument(
+        "--passes", type=int, default=3, help="full passes of the suite (default 3)"
+    )
+    parser.add_argument(
+        "--out", type=Path, default=ROOT / "runs" / "bench", help="output folder"
+    )
+    parser.add_argument("--smoke", action="store_true", help="tiny sizes, 1 pass")
+    parser.add_argument(
+        "--keep-openblas-env",
+        action="store_true",
+        help="keep OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE (default: unset for the run)",
+    )
+    argv = list(sys.argv[1:] if argv is None else argv)
+    extra = []
+    if "--" in argv:
+        cut = argv.index("--")
+        argv, extra = argv[:cut], argv[cut + 1 :]
+    args = parser.parse_args(argv)
+    if args.passes < 1:
+        parser.error("--passes must be at least 1")
+    passes = 1 if args.smoke else args.passes
+    try:
+        args.out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        parser.error(f"cannot create --out {args.out}: {exc.strerror}")
+
+    env = bench_env(args.keep_openblas_env)
+    json_paths, status = [], 0
+    for k in range(1, passes + 1):
+        path = args.out / f"pass-{k}.json"
+        path.unlink(missing_ok=True)  # never report a stale pass
+        print(f"== pass {k}/{passes} -> {path}", flush=True)
+        code = subprocess.call(pytest_command(path, args.smoke, extra), env=env)
+        if code not in (0,):
+            print(f"warning: pass {k} exited with code {code}", file=sys.stderr)
+            status = status or code
+        if path.exists():
+            json_paths.append(path)
+    if not json_paths:
+        print("error: no pass produced results; see pytest's output", file=sys.stderr)
+        return status or 1
+
+    sys.path.insert(0, str(HERE))
+    import report
+
+    md, png = args.out / "bench.md", args.out / "scaling.png"
+    code = report.main(
+        [*map(str, json_paths), "--markdown", str(md), "--plot", str(png)]
+    )
+    print(f"report: {md}" + (f", plot: {png}" if png.exists() else ""))
+    return status or code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

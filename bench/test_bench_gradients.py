@@ -1,0 +1,120 @@
+"""Gradients of TwoLayerNet at the book's sizes: numerical loop, fast, backprop.
+
+The baseline is the book's own ``numerical_gradient`` (about 17 s per call at
+784-50-10, batch 100). The sweep over hidden and batch sizes lives in
+``test_bench_numgrad.py``.
+"""
+
+from __future__ import annotations
+
+import benchkit
+import numpy as np
+import pytest
+from book_reference import BookTwoLayerNet, one_hot
+
+import backend as B
+from backend._base import Backend
+
+METHODS = ("loop", "fast", "backprop")
+DTYPE = "float64"  # the library default, where gradient checks are meaningful
+
+
+def _first_batch(bench_data, s):
+    return bench_data.x_train[: s.batch_size], bench_data.t_train[: s.batch_size]
+
+
+def _record(benchmark, s, bench_data, variant, backend_name, **fields):
+    benchkit.record(
+        benchmark,
+        "gradients",
+        variant,
+        s,
+        backend=backend_name,
+        dtype=DTYPE,
+        data=bench_data.source,
+        **fields,
+    )
+
+
+@pytest.mark.parametrize("method", ["loop", "backprop"])
+def test_book_gradient(benchmark, bench_settings, bench_data, method):
+    """The book's code: ``numerical_gradient`` (the baseline) and ``gradient``."""
+    s = bench_settings
+    x, labels = _first_batch(bench_data, s)
+    t = one_hot(labels)
+    net = BookTwoLayerNet(s.input_size, s.hidden_size, s.output_size)
+    _record(
+        benchmark,
+        s,
+        bench_data,
+        f"book-{method}",
+        "numpy",
+        kind="book",
+        method=method,
+        baseline=method == "loop",
+    )
+    if method == "loop":
+        grads = benchmark.pedantic(
+            net.numerical_gradient, args=(x, t), rounds=s.long_rounds
+        )
+    else:
+        benchkit.warm_up(lambda: net.gradient(x, t))
+        grads = benchmark(net.gradient, x, t)
+    assert grads["W1"].shape == (s.input_size, s.hidden_size)
+
+
+def _skip_unless_timed(be: Backend, method: str, smoke: bool) -> None:
+    if method == "fast" and be.two_layer_numerical_gradient is None:
+        pytest.skip(f"the {be.name} backend has no fast numerical gradient yet")
+    if method != "loop" or smoke or be.name == "numpy":
+        return
+    # The full-size loop takes ~17 s per call: time it where it differs.
+    if be.name == "cupy":
+        pytest.skip("textbook loop on cupy: ~10 kernel launches per parameter")
+    if type(be).numerical_gradient is Backend.numerical_gradient:
+        pytest.skip(f"{be.name} runs numpy's generic loop (timed as numpy-loop)")
+
+
+@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("backend_name", benchkit.BACKEND_NAMES)
+def test_gradient(benchmark, bench_settings, bench_data, backend_name, method):
+    """xpnet's ``numerical_gradient(method=loop|fast)`` and backprop ``gradient``."""
+    import nn
+
+    s = bench_settings
+    be = benchkit.backend_or_skip(backend_name)
+    _skip_unless_timed(be, method, s.smoke)
+    previous = B.current()
+    B.use(be)
+    try:
+        net = nn.TwoLayerNet(
+            s.input_size, s.hidden_size, s.output_size, backend=be, dtype=DTYPE, rng=0
+        )
+        xh, th = _first_batch(bench_data, s)
+        x, t = be.asarray(xh, dtype=DTYPE), be.asarray(th)
+
+        def grad():
+            if method == "backprop":
+                g = net.gradient(x, t)
+            else:
+                g = net.numerical_gradient(x, t, method=method)
+            be.synchronize()
+            return g
+
+        _record(
+            benchmark,
+            s,
+            bench_data,
+            f"{backend_name}-{method}",
+            backend_name,
+            kind="xpnet",
+            method=method,
+        )
+        if method == "loop":
+            g = benchmark.pedantic(grad, rounds=s.long_rounds)
+        else:
+            benchkit.warm_up(grad, calls=2)  # JIT compile excluded
+            g = benchmark(grad)
+        assert np.all(np.isfinite(B.to_numpy(g["W1"])))
+    finally:
+        B.use(previous)

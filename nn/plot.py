@@ -1,0 +1,150 @@
+"""Figures of the book, drawn headlessly with matplotlib (the ``plot`` extra).
+
+Every function returns a ``matplotlib.figure.Figure`` (shown inline in
+Jupyter) and, given ``path``, also writes it as a PNG atomically. Figures are
+made with ``Figure()`` rather than ``pyplot``, so nothing needs a display and
+no global state is touched; matplotlib is imported only when a plot is drawn.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from nn._fileio import atomic_write
+
+#: Iterations shown in the zoomed right panel of figure 4-11.
+LOSS_ZOOM = 1000
+
+
+def available() -> bool:
+    """True when matplotlib can be imported."""
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def new_figure(ncols: int = 1, width: float = 6.4, height: float = 4.2):
+    """A headless ``Figure`` with ``ncols`` axes side by side. -> (fig, axes list)."""
+    try:
+        from matplotlib.figure import Figure
+    except ImportError:
+        raise ImportError('plots need matplotlib: pip install "xpnet[plot]"') from None
+    fig = Figure(figsize=(width * ncols, height), layout="constrained")
+    axes = fig.subplots(1, ncols, squeeze=False)[0]
+    return fig, list(axes)
+
+
+def save_figure(fig, path: str | os.PathLike, dpi: int = 100) -> Path:
+    """Write ``fig`` to ``path`` (format from the suffix, PNG by default) atomically."""
+    path = Path(path)
+    fmt = path.suffix.lstrip(".").lower() or "png"
+    with atomic_write(path, "wb") as f:
+        fig.savefig(f, format=fmt, dpi=dpi)
+    return path
+
+
+def plot_loss(
+    iterations: Sequence,
+    losses: Sequence,
+    *,
+    title: str | None = None,
+    zoom: int = LOSS_ZOOM,
+    path=None,
+):
+    """Loss per iteration, the book's figure 4-11.
+
+    iterations, losses: (N,) sequences. When N exceeds ``zoom``, a second
+    panel shows the first ``zoom`` iterations, as the book's right panel does.
+    """
+    iterations, losses = list(iterations), list(losses)
+    zoomed = len(iterations) > zoom
+    fig, axes = new_figure(2 if zoomed else 1)
+    panels = [(axes[0], len(iterations))] + ([(axes[1], zoom)] if zoomed else [])
+    for ax, n in panels:
+        ax.plot(iterations[:n], losses[:n], linewidth=0.6)
+        ax.set_xlabel("iteration")
+        ax.set_ylabel("loss")
+        ax.set_xlim(left=0)
+        ax.set_ylim(bottom=0)
+        ax.grid(alpha=0.3)
+    if zoomed:
+        axes[1].set_title(f"first {zoom} iterations")
+    fig.suptitle(title or "training loss")
+    if path is not None:
+        save_figure(fig, path)
+    return fig
+
+
+def plot_accuracy(
+    epochs: Sequence,
+    train_acc: Sequence,
+    test_acc: Sequence,
+    *,
+    title: str | None = None,
+    path=None,
+):
+    """Train and test accuracy per epoch, the book's figure 4-12.
+
+    epochs, train_acc, test_acc: (E,) sequences; accuracies in [0, 1].
+    """
+    fig, (ax,) = new_figure()
+    ax.plot(list(epochs), list(train_acc), marker="o", markersize=4, label="train acc")
+    ax.plot(list(epochs), list(test_acc), linestyle="--", label="test acc")
+    ax.set_xlabel("epochs")
+    ax.set_ylabel("accuracy")
+    ax.set_ylim(0, 1.0)
+    ax.legend(loc="lower right")
+    ax.grid(alpha=0.3)
+    ax.set_title(title or "accuracy")
+    if path is not None:
+        save_figure(fig, path)
+    return fig
+
+
+def plot_batch_size_comparison(
+    curves: Mapping[str, tuple[Sequence, Sequence]],
+    *,
+    window: int = 50,
+    title: str | None = None,
+    path=None,
+):
+    """Loss curves of runs that differ in batch size, on one axes.
+
+    curves: ``{label: (iterations, losses)}``. Each raw curve is drawn faintly
+    with its ``window``-step moving average on top, since small batches give
+    very noisy losses.
+    """
+    fig, (ax,) = new_figure()
+    for label, (iterations, losses) in curves.items():
+        iterations, losses = list(iterations), list(losses)
+        (line,) = ax.plot(iterations, losses, linewidth=0.5, alpha=0.3)
+        smooth = _moving_average(losses, window)
+        ax.plot(
+            iterations[len(iterations) - len(smooth) :],
+            smooth,
+            color=line.get_color(),
+            label=label,
+        )
+    ax.set_xlabel("iteration")
+    ax.set_ylabel(f"loss ({window}-step moving average)")
+    ax.set_ylim(bottom=0)
+    ax.legend(loc="upper right")
+    ax.grid(alpha=0.3)
+    ax.set_title(title or "loss by batch size")
+    if path is not None:
+        save_figure(fig, path)
+    return fig
+
+
+def _moving_average(values: list, window: int) -> list:
+    window = max(1, min(window, len(values)))
+    total = sum(values[:window])
+    out = [total / window]
+    for i in range(window, len(values)):
+        total += values[i] - values[i - window]
+        out.append(total / window)
+    return out if values else []

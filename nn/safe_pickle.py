@@ -1,0 +1,124 @@
+"""Loading a pickle of a dict of NumPy arrays without running code from the file.
+
+A pickle names the callables it needs to rebuild its objects, and the standard
+``pickle.load`` imports and calls whatever it names (``os.system``, ...). Here
+:class:`ArrayDictUnpickler` resolves only the few NumPy and ``collections``
+names that arrays in a dict need, and refuses every other name before anything
+is imported or called. Object arrays (which could hold arbitrary objects) are
+refused too.
+"""
+
+from __future__ import annotations
+
+import codecs
+import collections
+import os
+import pickle
+
+import numpy as np
+
+try:  # NumPy >= 2 moved the pickle helpers to numpy._core
+    from numpy._core import multiarray as _multiarray
+    from numpy._core import numeric as _numeric
+except ImportError:  # pragma: no cover - NumPy 1.x
+    from numpy.core import multiarray as _multiarray
+    from numpy.core import numeric as _numeric
+
+__all__ = ["ArrayDictUnpickler", "UnsafePickleError", "load_array_dict"]
+
+
+class UnsafePickleError(pickle.UnpicklingError):
+    """The pickle asks for something other than NumPy arrays in a dict."""
+
+
+def _dtype(spec, align=False, copy=False):
+    dtype = np.dtype(spec, align, copy)
+    if dtype.hasobject:
+        raise UnsafePickleError(f"object dtype {dtype} refused: arrays only")
+    return dtype
+
+
+def _reconstruct(subtype, shape, dtype):
+    if subtype is not np.ndarray:
+        raise UnsafePickleError(f"array subclass {subtype!r} refused")
+    return _multiarray._reconstruct(subtype, shape, dtype)
+
+
+def _frombuffer(buf, dtype, shape, order):
+    return _numeric._frombuffer(buf, _dtype(dtype), shape, order)
+
+
+def _scalar(dtype, data=None):
+    return _multiarray.scalar(_dtype(dtype), *(() if data is None else (data,)))
+
+
+def _latin1_bytes(text, encoding="latin1"):
+    # Protocols 0-2 store bytes as codecs.encode(str, "latin1").
+    if encoding not in ("latin1", "latin-1"):
+        raise UnsafePickleError(f"codecs.encode with {encoding!r} refused")
+    return codecs.encode(text, "latin1")
+
+
+def _empty_bytes(*args):
+    # Protocols 0-2 store b"" as bytes(); bytes(n) would allocate n bytes.
+    if args:
+        raise UnsafePickleError("bytes() with arguments refused")
+    return b""
+
+
+# Every (module, name) a pickle of a dict of arrays can mention, NumPy 1 and 2
+# spellings, mapped to guarded versions of the real functions.
+_ALLOWED = {}
+for _mod in ("numpy.core", "numpy._core"):
+    _ALLOWED[_mod + ".multiarray", "_reconstruct"] = _reconstruct
+    _ALLOWED[_mod + ".multiarray", "scalar"] = _scalar
+    _ALLOWED[_mod + ".numeric", "_frombuffer"] = _frombuffer
+_ALLOWED["numpy", "ndarray"] = np.ndarray
+_ALLOWED["numpy", "dtype"] = _dtype
+_ALLOWED["collections", "OrderedDict"] = collections.OrderedDict
+_ALLOWED["_codecs", "encode"] = _latin1_bytes
+_ALLOWED["__builtin__", "bytes"] = _ALLOWED["builtins", "bytes"] = _empty_bytes
+
+
+class ArrayDictUnpickler(pickle.Unpickler):
+    """An Unpickler that can build NumPy arrays, dicts and plain values only."""
+
+    def find_class(self, module: str, name: str):
+        try:
+            return _ALLOWED[module, name]
+        except KeyError:
+            raise UnsafePickleError(
+                f"refused to load {module}.{name}: only NumPy arrays in a dict are "
+                "allowed (loading it could run code from the file)"
+            ) from None
+
+    def persistent_load(self, pid):
+        raise UnsafePickleError("persistent ids are not allowed")
+
+
+def load_array_dict(path: str | os.PathLike) -> dict[str, np.ndarray]:
+    """Load a pickle of ``{name: ndarray}`` (e.g. the book's sample_weight.pkl).
+
+    Never executes code from the file. Raises :class:`UnsafePickleError`
+    naming the file when it holds anything else, or is not a pickle.
+    """
+    try:
+        with open(path, "rb") as f:
+            obj = ArrayDictUnpickler(f).load()
+    except UnsafePickleError as exc:
+        raise UnsafePickleError(f"{path}: {exc}") from None
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, IndexError) as exc:
+        raise UnsafePickleError(f"{path}: not a readable pickle ({exc})") from None
+    if not isinstance(obj, dict):
+        raise UnsafePickleError(
+            f"{path}: holds a {type(obj).__name__}, expected a dict of NumPy arrays"
+        )
+    for key, value in obj.items():
+        if not isinstance(key, str) or type(value) is not np.ndarray:
+            raise UnsafePickleError(
+                f"{path}: entry {key!r} is a {type(value).__name__}, expected "
+                "str -> numpy.ndarray"
+            )
+        if value.dtype.hasobject:
+            raise UnsafePickleError(f"{path}: entry {key!r} is an object array")
+    return dict(obj)

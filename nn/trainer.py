@@ -1,0 +1,393 @@
+"""Mini-batch SGD training of ``TwoLayerNet``, as chapters 4 and 5 do it.
+
+Usable from Python and notebooks::
+
+    from nn.trainer import Trainer, TrainConfig, load_data
+    train, test = load_data("fashion-mnist")
+    result = Trainer(train, test, TrainConfig(iters=2000), out_dir="runs/a").fit()
+
+The data is moved to the backend once. Losses stay on the device in a small
+buffer and are pulled to the host in one copy about once a second (or every
+``FLUSH_EVERY`` steps), which is also when divergence is checked; accuracies
+are computed once an epoch. Batches are drawn on the host from one
+``numpy.random.Generator`` (seeded weights first, then batches) whose state is
+checkpointed, so a resumed run repeats an uninterrupted one exactly.
+"""
+
+from __future__ import annotations
+
+import math
+import secrets
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import backend as B
+from nn._interrupt import StopRequest
+from nn.checkpoint import (
+    CHECKPOINT_NAME,
+    Checkpoint,
+    CheckpointError,
+    load_checkpoint,
+    save_checkpoint,
+)
+from nn.metrics import MetricsWriter
+from nn.optimizer import SGD
+from nn.progress import ConsoleReporter
+from nn.train_config import TrainConfig
+from nn.train_data import as_labels, check_split, load_data
+from nn.train_record import EvalRecord, History, TrainResult
+from nn.two_layer_net import TwoLayerNet
+
+__all__ = [
+    "EvalRecord",
+    "History",
+    "TrainConfig",
+    "TrainResult",
+    "Trainer",
+    "TrainingDiverged",
+    "load_data",
+]
+
+#: Most steps whose losses wait on the device before one copy to the host.
+FLUSH_EVERY = 100
+#: Most seconds between two such copies (progress and divergence checks).
+FLUSH_SECONDS = 1.0
+#: Rows per forward pass when computing accuracies (bounds memory).
+EVAL_CHUNK = 10000
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss or the weights became NaN or infinite."""
+
+
+class Trainer:
+    """Trains a ``TwoLayerNet`` on ``train = (x, t)``, evaluating on ``test``.
+
+    x: (N, ...) host or device array (flattened to (N, D)); t: (N,) integer
+    labels or (N, C) one-hot. ``out_dir`` (optional) receives ``metrics.csv``,
+    ``checkpoint.npz`` (at every evaluation and at the end) and the plots.
+    ``reporter`` prints progress (default :class:`~nn.progress.ConsoleReporter`).
+    """
+
+    def __init__(
+        self,
+        train,
+        test,
+        config: TrainConfig | None = None,
+        *,
+        backend=None,
+        dataset: str = "custom",
+        out_dir=None,
+        reporter=None,
+        checkpoint: Checkpoint | None = None,
+    ):
+        config = config or TrainConfig()
+        if config.seed is None:
+            config = replace(config, seed=secrets.randbits(32))
+        self.config = config
+        self.backend = B.get_backend(backend)
+        self.dataset = dataset
+        self.out_dir = Path(out_dir) if out_dir is not None else None
+        self.reporter = reporter if reporter is not None else ConsoleReporter()
+        (x_train, t_train), (x_test, t_test) = (
+            check_split(train, "train"),
+            check_split(test, "test"),
+        )
+        self.train_size = len(x_train)
+        self.iters_per_epoch = max(self.train_size // config.batch_size, 1)
+        self.eval_every = config.eval_every or self.iters_per_epoch
+        self.total = (
+            config.epochs * self.iters_per_epoch if config.epochs else config.iters
+        )
+        t_train, t_test = as_labels(t_train), as_labels(t_test)
+        if checkpoint is not None and "W2" in checkpoint.params:
+            classes = int(checkpoint.params["W2"].shape[-1])
+        else:
+            classes = int(max(t_train.max(), t_test.max())) + 1
+        be, dtype = self.backend, config.dtype
+        self.x_train = be.asarray(x_train.reshape(len(x_train), -1), dtype=dtype)
+        self.x_test = be.asarray(x_test.reshape(len(x_test), -1), dtype=dtype)
+        self.t_train = be.asarray(t_train, dtype="int64")
+        self.t_test = be.asarray(t_test, dtype="int64")
+        self.rng = B.default_rng(config.seed)
+        self.net = TwoLayerNet(
+            self.x_train.shape[1],
+            config.hidden_size,
+            classes,
+            weight_init_std=config.weight_init_std,
+            activation=config.activation,
+            backend=be,
+            dtype=dtype,
+            rng=self.rng,
+        )
+        self.optimizer = SGD(config.lr)
+        self.iteration = 0
+        self.elapsed = 0.0
+        self.history = History()
+        self.checkpoint_iteration = None
+        self._resumed = checkpoint is not None
+        if checkpoint is not None:
+            self._restore(checkpoint)
+
+    @classmethod
+    def resume(cls, checkpoint, train, test, *, iters=None, epochs=None, **kwargs):
+        """A trainer that continues ``checkpoint`` (a path or a :class:`Checkpoint`).
+
+        ``iters`` or ``epochs`` extend (or shorten) the run; every other
+        setting comes from the checkpoint. ``kwargs`` as for :class:`Trainer`.
+        """
+        ckpt = checkpoint
+        if not isinstance(ckpt, Checkpoint):
+            ckpt = load_checkpoint(checkpoint)
+        config = TrainConfig.from_dict(ckpt.config)
+        if iters is not None or epochs is not None:
+            config = replace(config, iters=iters or config.iters, epochs=epochs)
+        kwargs.setdefault("dataset", ckpt.dataset)
+        return cls(train, test, config, checkpoint=ckpt, **kwargs)
+
+    def _restore(self, ckpt: Checkpoint) -> None:
+        net = self.net
+        ckpt.check_params({k: tuple(v.shape) for k, v in net.params.items()})
+        if ckpt.iteration > self.total:
+            raise CheckpointError(
+                f"the checkpoint is at iteration {ckpt.iteration}, past the requested "
+                f"{self.total}; ask for more iterations"
+            )
+        for key, value in ckpt.params.items():
+            # In place: the layers hold references to these very arrays.
+            net.params[key][...] = self.backend.asarray(value, dtype=net.dtype)
+        try:
+            self.rng.bit_generator.state = ckpt.rng_state
+        except (ValueError, TypeError, KeyError) as exc:
+            raise CheckpointError(
+                f"checkpoint has an unusable RNG state: {exc}"
+            ) from None
+        self.optimizer.load_state_dict(ckpt.optimizer)
+        self.iteration = self.checkpoint_iteration = ckpt.iteration
+        self.elapsed = ckpt.elapsed
+        for name in vars(self.history):
+            saved = ckpt.history.get(name)
+            setattr(self.history, name, saved.tolist() if saved is not None else [])
+
+    def describe(self) -> str:
+        """One line: network, schedule, dtype and seed."""
+        net, cfg = self.net, self.config
+        shape = "-".join(
+            str(s) for s in (*net.params["W1"].shape, net.params["W2"].shape[1])
+        )
+        return (
+            f"{self.dataset}: {self.train_size} train / {len(self.x_test)} test, "
+            f"{shape} {cfg.activation} ({cfg.grad}), batch {cfg.batch_size}, "
+            f"lr {cfg.lr}, "
+            f"{self.total} iterations ({self.total / self.iters_per_epoch:.2f} epochs, "
+            f"eval every {self.eval_every}), {cfg.dtype}, seed {cfg.seed}"
+        )
+
+    def step(self):
+        """One SGD step on a random batch. -> its 0-d loss (before the update)."""
+        idx = self.rng.choice(self.train_size, self.config.batch_size)
+        if not self.backend.on_host:
+            idx = self.backend.asarray(idx)
+        x, t = self.x_train[idx], self.t_train[idx]
+        if self.config.grad == "numerical":
+            loss = self.backend.xp.array(self.net.loss(x, t))  # a copy: f is re-run
+            self.optimizer.update(self.net.params, self.net.numerical_gradient(x, t))
+            return loss
+        return self.net.train_step(x, t, self.optimizer)
+
+    def accuracy(self, x, t) -> float:
+        """Fraction of rows of x (N, D) whose predicted class is t (N,)."""
+        return self._accuracy(x, t)[0]
+
+    def _accuracy(self, x, t) -> tuple[float, bool]:
+        """-> (accuracy, whether some hidden ReLU unit fired on some row of x)."""
+        xp = self.backend.xp
+        relu = self.net.layers.get("Relu1")
+        correct, alive = xp.zeros((), dtype="int64"), xp.zeros((), dtype="int64")
+        for start in range(0, len(x), EVAL_CHUNK):
+            y = self.net.predict(x[start : start + EVAL_CHUNK])
+            correct = correct + xp.sum(
+                xp.argmax(y, axis=1) == t[start : start + EVAL_CHUNK]
+            )
+            if relu is not None:
+                alive = alive + xp.sum(~relu.mask)
+        # Both results come to the host together, in one synchronisation.
+        correct, alive = self.backend.asnumpy(xp.stack([correct, alive])).tolist()
+        return correct / len(x), relu is None or alive > 0
+
+    def fit(self, handle_sigint: bool = True) -> TrainResult:
+        """Train up to ``total`` iterations; Ctrl-C stops after the current step.
+
+        Raises :class:`TrainingDiverged` when the loss or weights stop being
+        finite (the last checkpoint on disk is the last good one).
+        """
+        if self.out_dir is not None:
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+        previous = B.current()
+        B.use(self.backend)  # layers pick kernels by the current backend
+        metrics = None
+        start_iteration, start_time = self.iteration, time.perf_counter()
+        self._clock0 = start_time - self.elapsed
+        self._overhead = 0.0
+        self._first_step_seconds = 0.0
+        self.reporter.start(self.total, self.iteration)
+        try:
+            if self.out_dir is not None:
+                metrics = MetricsWriter(
+                    self.out_dir, resume_at=self.iteration if self._resumed else None
+                )
+            self._resumed = True  # a second fit() continues this run's files
+            with StopRequest(handle_sigint) as stop:
+                if not self.history.eval_iteration:
+                    self._evaluate(metrics)  # the book's epoch-0 point
+                self._loop(metrics, stop)
+                interrupted = stop.requested
+            if interrupted:
+                self.reporter.message(f"interrupted at iteration {self.iteration}")
+                self._save_checkpoint()
+            elif self.history.eval_iteration[-1] != self.iteration:
+                self._evaluate(metrics)
+        except TrainingDiverged:
+            self._save_plots()
+            raise
+        finally:
+            if metrics is not None:
+                metrics.close()
+            self.reporter.finish()
+            B.use(previous)
+        steps = self.iteration - start_iteration
+        session = time.perf_counter() - start_time - self._overhead
+        # The first step pays one-off costs (Numba compilation, CUDA context).
+        first = self._first_step_seconds if steps > 1 else 0.0
+        self._save_plots()
+        return TrainResult(
+            iterations=self.iteration,
+            train_acc=self.history.train_acc[-1],
+            test_acc=self.history.test_acc[-1],
+            elapsed=self.elapsed,
+            seconds_per_iter=(session - first) / (steps - (first > 0))
+            if steps
+            else 0.0,
+            first_step_seconds=first,
+            interrupted=interrupted,
+            checkpoint=self._checkpoint_path()
+            if self.checkpoint_iteration is not None
+            else None,
+            history=self.history,
+        )
+
+    def _loop(self, metrics, stop) -> None:
+        buf = self.backend.xp.zeros(FLUSH_EVERY, dtype=self.net.dtype)
+        times = []
+        last_flush = started = time.perf_counter()
+        while self.iteration < self.total and not stop.requested:
+            buf[len(times)] = self.step()
+            self.iteration += 1
+            now = time.perf_counter()
+            if not self._first_step_seconds:
+                self._first_step_seconds = now - started
+            times.append(now - self._clock0)
+            due_eval = (
+                self.iteration % self.eval_every == 0 or self.iteration == self.total
+            )
+            if (
+                due_eval
+                or stop.requested
+                or len(times) == FLUSH_EVERY
+                or now - last_flush >= FLUSH_SECONDS
+            ):
+                self._flush(buf, times, metrics)
+                times, last_flush = [], now
+            if due_eval and not stop.requested:
+                self._evaluate(metrics)
+
+    def _flush(self, buf, times, metrics) -> None:
+        losses = self.backend.asnumpy(buf[: len(times)]).tolist()  # one device sync
+        first = self.iteration - len(losses) + 1
+        self.history.loss.extend(losses)
+        self.elapsed = times[-1]
+        if metrics is not None:
+            metrics.write_steps(first, losses, times, self.iters_per_epoch)
+        self.reporter.progress(self.iteration, losses[-1])
+        for i, value in enumerate(losses):
+            if not math.isfinite(value):
+                self._diverged(f"the loss is {value} at iteration {first + i}")
+
+    def _diverged(self, what: str):
+        where = (
+            f"the last good checkpoint is {self._checkpoint_path()} "
+            f"(iteration {self.checkpoint_iteration})"
+            if self.checkpoint_iteration is not None
+            else "no checkpoint was written"
+        )
+        raise TrainingDiverged(
+            f"training diverged: {what} (learning rate {self.config.lr} is probably "
+            f"too large; try a smaller --lr); stopped, {where}"
+        )
+
+    def _evaluate(self, metrics) -> None:
+        t0 = time.perf_counter()
+        train_acc, alive = self._accuracy(self.x_train, self.t_train)
+        record = EvalRecord(
+            iteration=self.iteration,
+            epoch=self.iteration / self.iters_per_epoch,
+            train_acc=train_acc,
+            test_acc=self.accuracy(self.x_test, self.t_test),
+            elapsed=time.perf_counter() - self._clock0,
+        )
+        h = self.history
+        h.eval_iteration.append(record.iteration)
+        h.train_acc.append(record.train_acc)
+        h.test_acc.append(record.test_acc)
+        h.eval_elapsed.append(record.elapsed)
+        self.elapsed = record.elapsed
+        if metrics is not None:
+            metrics.write_eval(
+                record.iteration,
+                record.epoch,
+                record.elapsed,
+                record.train_acc,
+                record.test_acc,
+            )
+        self.reporter.evaluation(record)
+        if not alive:
+            # Every ReLU outputs 0 on every training sample, so no gradient
+            # reaches W1, b1 or W2 again: the net is stuck predicting one class.
+            self._diverged(
+                f"every hidden ReLU unit is dead at iteration {self.iteration} "
+                f"(outputs 0 on all {self.train_size} training samples), so the "
+                "network predicts one class and cannot recover"
+            )
+        self._save_checkpoint()
+        self._overhead += time.perf_counter() - t0
+
+    def _save_checkpoint(self) -> None:
+        xp = self.backend.xp
+        if not all(bool(xp.isfinite(p).all()) for p in self.net.params.values()):
+            self._diverged(f"the weights are not finite at iteration {self.iteration}")
+        if self.out_dir is not None:
+            save_checkpoint(self._checkpoint_path(), self.checkpoint())
+            self.checkpoint_iteration = self.iteration
+
+    def _checkpoint_path(self) -> Path | None:
+        return self.out_dir / CHECKPOINT_NAME if self.out_dir is not None else None
+
+    def checkpoint(self) -> Checkpoint:
+        """The run's state now, as host arrays (see :mod:`nn.checkpoint`)."""
+        config = replace(self.config, iters=self.total, epochs=None)
+        return Checkpoint(
+            params={k: self.backend.asnumpy(v) for k, v in self.net.params.items()},
+            iteration=self.iteration,
+            config=config.to_dict(),
+            optimizer=self.optimizer.state_dict(),
+            rng_state=self.rng.bit_generator.state,
+            dataset=self.dataset,
+            backend=self.backend.name,
+            elapsed=self.elapsed,
+            history={k: list(v) for k, v in vars(self.history).items()},
+        )
+
+    def _save_plots(self) -> None:
+        if self.out_dir is not None:
+            self.history.save_plots(self.out_dir, self.iters_per_epoch)

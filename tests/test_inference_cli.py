@@ -1,0 +1,151 @@
+"""Tests of ``python -m nn.inference``, chapter 3's command line."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import pickle
+import re
+import socket
+import subprocess
+import sys
+
+import pytest
+
+import nn.mnist as mnist
+from nn.inference import main
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.fixture(autouse=True)
+def clean_env(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    for var in ("XPNET_DATA_DIR", "XPNET_SAMPLE_WEIGHT", "XPNET_MNIST_MIRROR"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setattr(mnist, "SYSTEM_DIRS", {})
+
+
+@pytest.fixture
+def paths(shared_data):
+    return {
+        "weights": str(shared_data / "book" / "sample_weight.pkl"),
+        "data": str(shared_data / "mnist"),
+    }
+
+
+def run_module(*args, env_extra=None):
+    env = dict(os.environ, **(env_extra or {}))
+    return subprocess.run(
+        [sys.executable, "-m", "nn.inference", *args],
+        capture_output=True, text=True, cwd=ROOT, env=env, timeout=120,
+    )  # fmt: skip
+
+
+def test_book_figure_from_the_command_line(paths):
+    proc = run_module(
+        "--weights",
+        paths["weights"],
+        "--data-dir",
+        paths["data"],
+        "--batch-size",
+        "100",
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "Accuracy:0.9352 (9352/10000 correct)" in proc.stdout
+    assert re.search(r"time: [0-9.]+ s inference \(batch size 100", proc.stdout)
+    assert proc.stdout.startswith("backend: numpy")
+    assert proc.stderr == ""
+
+
+def test_weights_from_the_environment_and_raw_pixels(paths):
+    proc = run_module(
+        "--data-dir", paths["data"], "--no-normalize", "--batch-size", "1000",
+        env_extra={"XPNET_SAMPLE_WEIGHT": paths["weights"]},
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert "Accuracy:0.9207" in proc.stdout and "raw 0..255" in proc.stdout
+
+
+@pytest.mark.parametrize("batch_size", ["1", "7", "10000"])
+def test_batch_size_does_not_change_the_accuracy(paths, capsys, batch_size):
+    args = ["--weights", paths["weights"], "--data-dir", paths["data"]]
+    assert main([*args, "--batch-size", batch_size]) == 0
+    assert "Accuracy:0.9352" in capsys.readouterr().out
+
+
+def test_data_dir_from_the_environment(paths, monkeypatch, capsys):
+    monkeypatch.setenv("XPNET_DATA_DIR", paths["data"])
+    assert main(["--weights", paths["weights"]]) == 0
+    assert "Accuracy:0.9352" in capsys.readouterr().out
+
+
+def one_line_error(capsys) -> str:
+    captured = capsys.readouterr()
+    err = captured.err
+    assert err.startswith("error: ") and err.count("\n") == 1, err
+    assert "Traceback" not in err
+    return err
+
+
+def test_missing_weights_setting_is_a_usage_error(paths, capsys):
+    assert main(["--data-dir", paths["data"]]) == 2
+    err = one_line_error(capsys)
+    assert "--weights" in err and "XPNET_SAMPLE_WEIGHT" in err
+
+
+def test_weights_file_not_found(paths, tmp_path, capsys):
+    assert main(["--weights", str(tmp_path / "nope.pkl")]) == 2
+    assert "does not exist" in one_line_error(capsys)
+
+
+def test_unknown_device_is_a_usage_error(paths, capsys):
+    assert main(["--weights", paths["weights"], "--device", "tpu"]) == 2
+    assert "unknown backend" in one_line_error(capsys)
+
+
+def test_missing_data_dir(paths, tmp_path, capsys):
+    assert main(["--weights", paths["weights"], "--data-dir", str(tmp_path / "x")]) == 1
+    assert "does not exist" in one_line_error(capsys)
+
+
+def test_data_dir_without_files_and_no_download(paths, tmp_path, capsys):
+    args = ["--weights", paths["weights"], "--data-dir", str(tmp_path), "--no-download"]
+    assert main(args) == 1
+    err = one_line_error(capsys)
+    assert "t10k-images-idx3-ubyte.gz not found" in err
+
+
+def test_offline_download_failure_is_one_paragraph(
+    paths, tmp_path, monkeypatch, capsys
+):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{s.getsockname()[1]}/"
+    info = dataclasses.replace(mnist.DATASETS["mnist"], mirrors=(dead,))
+    monkeypatch.setitem(mnist.DATASETS, "mnist", info)
+    monkeypatch.setattr(mnist, "DOWNLOAD_OPTIONS", dict(retries=0, timeout=2.0))
+    assert main(["--weights", paths["weights"], "--data-dir", str(tmp_path)]) == 1
+    err = one_line_error(capsys)
+    assert dead in err and "XPNET_MNIST_MIRROR" in err and "data_dir" in err
+
+
+def test_malicious_weights_are_refused(paths, tmp_path, capsys):
+    marker = tmp_path / "pwned"
+
+    class Evil:
+        def __reduce__(self):
+            return (os.system, (f"touch {marker}",))
+
+    path = tmp_path / "evil.pkl"
+    path.write_bytes(pickle.dumps({"W1": Evil()}))
+    assert main(["--weights", str(path), "--data-dir", paths["data"]]) == 1
+    assert "refused to load" in one_line_error(capsys)
+    assert not marker.exists()
+
+
+def test_bad_batch_size_exits_2_from_the_command_line():
+    proc = run_module("--batch-size", "0")
+    assert proc.returncode == 2
+    assert "must be a positive integer" in proc.stderr
+    assert "Traceback" not in proc.stderr

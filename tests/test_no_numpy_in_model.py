@@ -1,0 +1,78 @@
+"""nn/ model code goes through the backend shim: it never imports an array library.
+
+Host-side I/O modules (IDX parsing, checkpoints, plots) may import NumPy; the
+modules below hold the math and may not.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+NN = Path(__file__).resolve().parents[1] / "nn"
+REQUIRED = [
+    "functions.py",
+    "gradient.py",
+    "layers.py",
+    "simple_net.py",
+    "two_layer_net.py",
+    "optimizer.py",
+]
+OPTIONAL = ["trainer.py", "three_layer_net.py"]
+FORBIDDEN = {"numpy", "cupy", "numba"}
+
+
+def _imported_roots(source: str) -> list[tuple[int, str]]:
+    """(line, top-level module) of every import, however it is spelled."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            found += [(node.lineno, a.name.split(".")[0]) for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            found.append((node.lineno, node.module.split(".")[0]))
+        elif isinstance(node, ast.Call) and getattr(node.func, "id", "") in {
+            "__import__",
+            "import_module",
+        }:
+            if node.args and isinstance(node.args[0], ast.Constant):
+                found.append((node.lineno, str(node.args[0].value).split(".")[0]))
+    return found
+
+
+@pytest.mark.parametrize("name", REQUIRED + OPTIONAL)
+def test_model_module_does_not_import_array_libraries(name):
+    path = NN / name
+    if not path.exists():
+        if name in REQUIRED:
+            pytest.fail(f"nn/{name} is missing")
+        pytest.skip(f"nn/{name} not written yet")
+    bad = [
+        f"nn/{name}:{line} imports {module}"
+        for line, module in _imported_roots(path.read_text(encoding="utf-8"))
+        if module in FORBIDDEN
+    ]
+    assert not bad, "; ".join(bad) + " (use `import backend as B` instead)"
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "import numpy as np",
+        "import os, numpy",
+        "from numpy import zeros",
+        "from numpy.random import default_rng",
+        "def f():\n    import cupy\n",
+        "np = __import__('numpy')",
+    ],
+)
+def test_the_scanner_catches_every_spelling(source):
+    assert any(module in FORBIDDEN for _, module in _imported_roots(source))
+
+
+def test_the_scanner_allows_the_shim():
+    assert _imported_roots("import backend as B\nfrom backend._base import H") == [
+        (1, "backend"),
+        (2, "backend"),
+    ]
