@@ -76,19 +76,25 @@ def _load(name: str) -> Backend:
 
 
 def _auto() -> Backend:
-    """CUDA if CuPy and a GPU are usable, else Numba if installed, else NumPy."""
+    """CUDA if CuPy and a GPU are usable, else Numba if installed, else NumPy.
+
+    Any fallback from the GPU warns once, naming why each faster backend failed.
+    """
     reasons = []
-    for name in ("cupy", "numba"):
+    for name in ("cupy", "numba", "numpy"):
         try:
-            return _load(name)
+            chosen = _load(name)
         except BackendUnavailableError as exc:
             reasons.append(f"{name}: {exc}")
-    warnings.warn(
-        "auto backend fell back to numpy (" + "; ".join(reasons) + ")",
-        RuntimeWarning,
-        stacklevel=3,
-    )
-    return _load("numpy")
+            continue
+        if reasons:
+            warnings.warn(
+                f"auto backend fell back to {name} (" + "; ".join(reasons) + ")",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+        return chosen
+    raise AssertionError("unreachable: the numpy backend always loads")
 
 
 def canonical_name(name: str) -> str:

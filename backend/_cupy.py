@@ -23,6 +23,10 @@ CUDA_ERROR_INSUFFICIENT_DRIVER = 35
 CUDA_ERROR_CALL_REQUIRES_NEWER_DRIVER = 36
 CUDA_ERROR_NO_DEVICE = 100
 
+#: Oldest compute capability (major * 10 + minor) each CUDA major version
+#: compiles for: CUDA 13 dropped Maxwell, Pascal and Volta.
+MIN_COMPUTE_CAPABILITY = {12: 50, 13: 75}
+
 #: Environment variable choosing the GPU by index (after CUDA_VISIBLE_DEVICES).
 DEVICE_ENV = "XPNET_CUDA_DEVICE"
 
@@ -50,9 +54,10 @@ def _driver_message(runtime, exc) -> str:
             f"(this CuPy is built for CUDA {needed}) or use --device cpu"
         )
     return (
-        f"the NVIDIA driver is too old: it supports CUDA {_cuda_version(driver)} but "
-        f"this CuPy needs CUDA {needed} ({_one_line(exc)}); update the driver, or for a "
-        'CUDA 12 driver pip install "xpnet[cuda12]" instead of "xpnet[cuda13]"'
+        f"the NVIDIA driver is too old: it supports CUDA {_cuda_version(driver)} "
+        f"but this CuPy needs CUDA {needed} ({_one_line(exc)}); update the driver, "
+        'or for a CUDA 12 driver pip install "xpnet[cuda12]" instead of '
+        '"xpnet[cuda13]"'
     )
 
 
@@ -102,7 +107,24 @@ def check_device(cupy) -> int:
             f"{DEVICE_ENV}={raw!r} is not a device index; {count} device(s) "
             f"visible, so use 0..{count - 1}"
         )
+    _check_architecture(runtime, int(raw))
     return int(raw)
+
+
+def _check_architecture(runtime, device: int) -> None:
+    """A GPU older than the CUDA major version of this CuPy build supports."""
+    major = runtime.runtimeGetVersion() // 1000
+    oldest = MIN_COMPUTE_CAPABILITY.get(major, 0)
+    props = runtime.getDeviceProperties(device)
+    capability = props["major"] * 10 + props["minor"]
+    if capability < oldest:
+        name = props["name"]
+        name = name.decode() if isinstance(name, bytes) else name
+        raise BackendUnavailableError(
+            f"GPU {device} ({name}, sm_{capability}) is older than CUDA {major} "
+            f'supports (sm_{oldest} and newer); pip install "xpnet[cuda12]" '
+            "instead, or use --device cpu"
+        )
 
 
 def _import_cupy():

@@ -10,13 +10,18 @@ Layout of the work (N rows, D inputs, H hidden, C classes):
    the backward pass down to ``da1`` (the first layer's dx is never formed).
 2. One parallel loop over blocks of W1's rows accumulates ``dW1 = x.T @ da1``
    from the same non-zero lists and applies ``W1 -= lr * dW1`` in place; the
-   last tasks compute ``dW2``, ``db2``, ``db1`` and update W2, b2, b1.
+   other tasks compute ``dW2``, ``db2``, ``db1`` and update W2, b2, b1.
 
 Skipping the zero pixels (about 80 % of an MNIST image) gives the dense
 result whenever W1 and da1 are finite; if either holds an inf or NaN the
-kernel takes the dense loops, so that NaN propagates exactly as ``0 * inf``
+kernel takes the dense loops, so that NaN spreads exactly as ``0 * inf``
 does in the dense products. Every sum over the batch runs in row order inside
 one task, so results do not depend on the number of threads.
+
+Performance notes: the loop bodies live in plain ``@njit`` helpers called
+from ``prange`` (the parallel lowering would otherwise lose the arrays'
+contiguity and with it SIMD); column indices are unsigned so that indexing
+needs no wrap-around test, which also blocks SIMD.
 """
 
 from __future__ import annotations
@@ -24,8 +29,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-#: W1 rows per task of the backward loop (a few cache lines of x per row).
-BLOCK = 16
+#: W1 rows per task of the backward loop.
+BLOCK = 64
 
 #: Status codes returned by the kernel next to the loss.
 OK, BAD_LABEL = 0, 1
@@ -42,6 +47,192 @@ def _has_nonfinite(a):
     return bad
 
 
+@njit(cache=True)
+def _nonzero_lists(xi, nzi, bptri, dense):
+    """Indices of the non-zeros of row ``xi`` (all indices if ``dense``) into
+    ``nzi``, in order; ``bptri[b]`` is where block b of BLOCK columns starts.
+    -> count."""
+    cnt = 0
+    for k in range(xi.shape[0]):
+        nzi[cnt] = k  # branch-free compaction: kept only if x is non-zero
+        cnt += (xi[k] != 0) | dense
+    nblocks = bptri.shape[0] - 1
+    for b in range(nblocks + 1):
+        bptri[b] = 0
+    for p in range(cnt):
+        bptri[nzi[p] // BLOCK + 1] += 1
+    for b in range(nblocks):
+        bptri[b + 1] += bptri[b]
+    return cnt
+
+
+@njit(cache=True)
+def _sparse_row_times(xi, nzi, cnt, W1, acc, zero):
+    """acc = xi @ W1 over the ``cnt`` columns listed in ``nzi``. acc: (H,)."""
+    h_size = acc.shape[0]
+    for j in range(h_size):
+        acc[j] = zero
+    # Four inputs per pass over acc: a quarter of its loads and stores, which
+    # otherwise bound the loop.
+    c4 = cnt - cnt % 4
+    for p in range(0, c4, 4):
+        k0, k1, k2, k3 = nzi[p], nzi[p + 1], nzi[p + 2], nzi[p + 3]
+        v0, v1, v2, v3 = xi[k0], xi[k1], xi[k2], xi[k3]
+        for j in range(h_size):
+            acc[j] += (v0 * W1[k0, j] + v1 * W1[k1, j]) + (
+                v2 * W1[k2, j] + v3 * W1[k3, j]
+            )
+    for p in range(c4, cnt):
+        k = nzi[p]
+        v = xi[k]
+        for j in range(h_size):
+            acc[j] += v * W1[k, j]
+
+
+@njit(cache=True)
+def _row_step(xi, label, ti, use_onehot, W1, b1, W2, W2T, b2, sigmoid, consts,
+              nzi, bptri, hi, dyi, dai, dense):  # fmt: skip
+    """Forward and backward of one row down to da1. -> (row loss, da1 non-finite).
+
+    Fills hi (H,) with the activations, dyi (C,) with (y - t) / N and dai (H,)
+    with the gradient at the first layer's output.
+    """
+    zero, one, delta, inv_n = consts[0], consts[1], consts[2], consts[3]
+    h_size = hi.shape[0]
+    c_size = dyi.shape[0]
+    cnt = _nonzero_lists(xi, nzi, bptri, dense)
+    _sparse_row_times(xi, nzi, cnt, W1, hi, zero)
+    for j in range(h_size):
+        a = hi[j] + b1[j]
+        if sigmoid:
+            # The same branches as nn.functions.sigmoid: exp never overflows.
+            e = np.exp(-abs(a))
+            hi[j] = one / (one + e) if a >= 0 else e / (one + e)
+        else:
+            hi[j] = zero if a <= 0 else a
+    for c in range(c_size):
+        dyi[c] = zero
+    h2 = h_size - h_size % 2
+    for j in range(0, h2, 2):
+        hv0, hv1 = hi[j], hi[j + 1]
+        for c in range(c_size):
+            dyi[c] += hv0 * W2[j, c] + hv1 * W2[j + 1, c]
+    for j in range(h2, h_size):
+        hv = hi[j]
+        for c in range(c_size):
+            dyi[c] += hv * W2[j, c]
+    # Softmax, overflow-safe; a NaN or +inf score makes the row NaN, as in NumPy.
+    m = dyi[0] + b2[0]
+    for c in range(c_size):
+        dyi[c] += b2[c]
+        if dyi[c] > m:
+            m = dyi[c]
+    s = zero
+    for c in range(c_size):
+        e = np.exp(dyi[c] - m)
+        dyi[c] = e
+        s += e
+    loss = 0.0
+    for c in range(c_size):
+        y = dyi[c] / s
+        if use_onehot:
+            tc = ti[c]
+            loss -= tc * np.log(y + delta)
+        else:
+            tc = one if c == label else zero
+            if c == label:
+                loss -= np.log(y + delta)
+        dyi[c] = (y - tc) * inv_n
+    # dh = dy @ W2.T with W2T = W2.T contiguous: H-wide vector updates rather
+    # than H serial dot products of length C.
+    for j in range(h_size):
+        dai[j] = zero
+    for c in range(c_size):
+        g = dyi[c]
+        for j in range(h_size):
+            dai[j] += g * W2T[c, j]
+    bad = False
+    for j in range(h_size):
+        g = dai[j]
+        hv = hi[j]
+        if sigmoid:
+            g = g * (one - hv) * hv
+        elif hv == 0:  # ReLU blocks where a1 <= 0, which is where h is 0
+            g = zero
+        dai[j] = g
+        bad |= (g - g) != 0
+    return loss, bad
+
+
+@njit(cache=True)
+def _update_w1_block(b, x, nz, bptr, da1, W1, lr, dense, acc):
+    """W1[rows of block b] -= lr * (x.T @ da1)[same rows]. acc: (D, H) scratch."""
+    n, d = x.shape
+    h_size = W1.shape[1]
+    k0 = b * BLOCK
+    k1 = min(d, k0 + BLOCK)
+    for k in range(k0, k1):
+        for j in range(h_size):
+            acc[k, j] = 0
+    touched = np.zeros(BLOCK, np.bool_)
+    for i in range(n):
+        if dense:
+            for k in range(k0, k1):
+                v = x[i, k]
+                for j in range(h_size):
+                    acc[k, j] += v * da1[i, j]
+            continue
+        p0, p1 = bptr[i, b], bptr[i, b + 1]
+        p4 = p1 - (p1 - p0) % 4
+        # Four rows of acc per pass over da1[i] (distinct columns of one row).
+        for p in range(p0, p4, 4):
+            ka, kb, kc, kd = nz[i, p], nz[i, p + 1], nz[i, p + 2], nz[i, p + 3]
+            va, vb, vc, vd = x[i, ka], x[i, kb], x[i, kc], x[i, kd]
+            for j in range(h_size):
+                g = da1[i, j]
+                acc[ka, j] += va * g
+                acc[kb, j] += vb * g
+                acc[kc, j] += vc * g
+                acc[kd, j] += vd * g
+        for p in range(p4, p1):
+            k = nz[i, p]
+            v = x[i, k]
+            for j in range(h_size):
+                acc[k, j] += v * da1[i, j]
+        for p in range(p0, p1):
+            touched[nz[i, p] - k0] = True
+    for k in range(k0, k1):
+        # An untouched row has dW1 = 0 and keeps its value exactly.
+        if dense or touched[k - k0]:
+            for j in range(h_size):
+                W1[k, j] -= lr * acc[k, j]
+
+
+@njit(cache=True)
+def _update_small(h, dy, da1, b1, W2, b2, lr, dW2):
+    """b1, W2, b2 -= lr * (sum(da1, 0), h.T @ dy, sum(dy, 0)). dW2: (H, C) scratch."""
+    n, c_size = dy.shape
+    h_size = h.shape[1]
+    db1 = np.zeros(h_size, h.dtype)
+    db2 = np.zeros(c_size, h.dtype)
+    dW2[:] = 0
+    for i in range(n):
+        for j in range(h_size):
+            db1[j] += da1[i, j]
+        for c in range(c_size):
+            db2[c] += dy[i, c]
+        for j in range(h_size):
+            hv = h[i, j]
+            for c in range(c_size):
+                dW2[j, c] += hv * dy[i, c]
+    for j in range(h_size):
+        b1[j] -= lr * db1[j]
+        for c in range(c_size):
+            W2[j, c] -= lr * dW2[j, c]
+    for c in range(c_size):
+        b2[c] -= lr * db2[c]
+
+
 @njit(cache=True, parallel=True)
 def sgd_step(x, labels, onehot, use_onehot, W1, b1, W2, b2, lr, sigmoid, consts):
     """One SGD step of Affine-activation-Affine-SoftmaxWithLoss, params in place.
@@ -50,12 +241,12 @@ def sgd_step(x, labels, onehot, use_onehot, W1, b1, W2, b2, lr, sigmoid, consts)
     ----------
     x : (N, D) float, C-contiguous, the params' dtype
     labels : (N,) int64 class labels (ignored when ``use_onehot``)
-    onehot : (N, C) float targets (ignored unless ``use_onehot``)
+    onehot : (N, C) float targets of the params' dtype (used if ``use_onehot``)
     use_onehot : bool
     W1, b1, W2, b2 : (D, H), (H,), (H, C), (C,) float, updated in place
     lr : float scalar of the params' dtype
     sigmoid : bool, the hidden activation is sigmoid (else ReLU)
-    consts : (3,) float of the params' dtype: 0, 1, and the log's delta 1e-7
+    consts : (4,) float of the params' dtype: 0, 1, the log's delta 1e-7, 1/N
 
     Returns ``(loss, status)``: the float64 mean loss before the update and
     ``OK``, or ``BAD_LABEL`` (nothing updated) if a label is outside [0, C).
@@ -63,136 +254,35 @@ def sgd_step(x, labels, onehot, use_onehot, W1, b1, W2, b2, lr, sigmoid, consts)
     n, d = x.shape
     h_size = W1.shape[1]
     c_size = W2.shape[1]
-    zero, one, delta = consts[0], consts[1], consts[2]
-    inv_n = one / n
     if not use_onehot:
         for i in range(n):
             if labels[i] < 0 or labels[i] >= c_size:
                 return 0.0, BAD_LABEL
-
     dense_fw = _has_nonfinite(W1)
     nblocks = (d + BLOCK - 1) // BLOCK
-    nz = np.empty((n, d), np.int32)  # row i: column indices of its non-zeros
-    bptr = np.empty((n, nblocks + 1), np.int32)  # where each block starts in nz
+    nz = np.empty((n, d), np.uint32)  # row i: column indices of its non-zeros
+    bptr = np.empty((n, nblocks + 1), np.int64)  # where each block starts in nz
     h = np.empty((n, h_size), x.dtype)
     da1 = np.empty((n, h_size), x.dtype)
     dy = np.empty((n, c_size), x.dtype)
+    acc = np.empty((d, h_size), x.dtype)
+    W2T = np.ascontiguousarray(W2.T)
+    dW2 = np.empty((h_size, c_size), x.dtype)
     row_loss = np.empty(n, np.float64)
     row_bad = np.empty(n, np.bool_)
-
     for i in prange(n):
-        cnt = 0
-        for b in range(nblocks):
-            bptr[i, b] = cnt
-            for k in range(b * BLOCK, min(d, (b + 1) * BLOCK)):
-                nz[i, cnt] = k
-                cnt += (x[i, k] != 0) or dense_fw
-        bptr[i, nblocks] = cnt
-        for j in range(h_size):
-            h[i, j] = zero
-        for p in range(cnt):
-            k = nz[i, p]
-            v = x[i, k]
-            for j in range(h_size):
-                h[i, j] += v * W1[k, j]
-        for j in range(h_size):
-            a = h[i, j] + b1[j]
-            if sigmoid:
-                # The same branches as nn.functions.sigmoid: exp never overflows.
-                e = np.exp(-abs(a))
-                h[i, j] = one / (one + e) if a >= 0 else e / (one + e)
-            else:
-                h[i, j] = zero if a <= 0 else a
-        for c in range(c_size):
-            dy[i, c] = zero
-        for j in range(h_size):
-            hv = h[i, j]
-            for c in range(c_size):
-                dy[i, c] += hv * W2[j, c]
-        for c in range(c_size):
-            dy[i, c] += b2[c]
-        # Softmax of the row, overflow-safe; a NaN or +inf score makes the
-        # whole row NaN, as in NumPy.
-        m = dy[i, 0]
-        for c in range(1, c_size):
-            if dy[i, c] > m:
-                m = dy[i, c]
-        s = zero
-        for c in range(c_size):
-            e = np.exp(dy[i, c] - m)
-            dy[i, c] = e
-            s += e
-        loss = 0.0
-        for c in range(c_size):
-            y = dy[i, c] / s
-            if use_onehot:
-                tc = onehot[i, c]
-                loss -= tc * np.log(y + delta)
-            else:
-                tc = one if c == labels[i] else zero
-                if c == labels[i]:
-                    loss -= np.log(y + delta)
-            dy[i, c] = (y - tc) * inv_n
-        row_loss[i] = loss
-        bad = False
-        for j in range(h_size):
-            g = zero
-            for c in range(c_size):
-                g += dy[i, c] * W2[j, c]
-            hv = h[i, j]
-            if sigmoid:
-                g = g * (one - hv) * hv
-            elif hv == 0:  # ReLU blocks where a1 <= 0, i.e. where h is 0
-                g = zero
-            da1[i, j] = g
-            bad |= (g - g) != 0
-        row_bad[i] = bad
-
+        label = 0 if use_onehot else labels[i]
+        ti = onehot[i] if use_onehot else dy[i]
+        row_loss[i], row_bad[i] = _row_step(
+            x[i], label, ti, use_onehot, W1, b1, W2, W2T, b2, sigmoid, consts,
+            nz[i], bptr[i], h[i], dy[i], da1[i], dense_fw,
+        )  # fmt: skip
     dense_bw = dense_fw or row_bad.any()
-    for task in prange(nblocks + h_size + 1):
+    for task in prange(nblocks + 1):
         if task < nblocks:
-            k0 = task * BLOCK
-            k1 = min(d, k0 + BLOCK)
-            acc = np.zeros((k1 - k0, h_size), x.dtype)
-            touched = np.zeros(k1 - k0, np.bool_)
-            if dense_bw:
-                touched[:] = True
-                for i in range(n):
-                    for k in range(k0, k1):
-                        v = x[i, k]
-                        for j in range(h_size):
-                            acc[k - k0, j] += v * da1[i, j]
-            else:
-                for i in range(n):
-                    for p in range(bptr[i, task], bptr[i, task + 1]):
-                        k = nz[i, p]
-                        v = x[i, k]
-                        touched[k - k0] = True
-                        for j in range(h_size):
-                            acc[k - k0, j] += v * da1[i, j]
-            for k in range(k0, k1):
-                if touched[k - k0]:
-                    for j in range(h_size):
-                        W1[k, j] -= lr * acc[k - k0, j]
-        elif task < nblocks + h_size:
-            j = task - nblocks
-            g1 = zero
-            for i in range(n):
-                g1 += da1[i, j]
-            b1[j] -= lr * g1
-            g2 = np.zeros(c_size, x.dtype)
-            for i in range(n):
-                hv = h[i, j]
-                for c in range(c_size):
-                    g2[c] += hv * dy[i, c]
-            for c in range(c_size):
-                W2[j, c] -= lr * g2[c]
+            _update_w1_block(task, x, nz, bptr, da1, W1, lr, dense_bw, acc)
         else:
-            for c in range(c_size):
-                g = zero
-                for i in range(n):
-                    g += dy[i, c]
-                b2[c] -= lr * g
+            _update_small(h, dy, da1, b1, W2, b2, lr, dW2)
     total = 0.0
     for i in range(n):
         total += row_loss[i]

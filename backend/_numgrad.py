@@ -263,8 +263,8 @@ def activation_function(activation: str):
     """The network's own activation forward: ``nn.functions.sigmoid`` or the
     ``Relu`` layer's ``where(x <= 0, 0, x)``."""
     # Imported here: nn imports backend, not the other way round at import time.
-    from nn.layers import Relu
     from nn.functions import sigmoid
+    from nn.layers import Relu
 
     if activation == "sigmoid":
         return sigmoid

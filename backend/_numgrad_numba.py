@@ -12,6 +12,8 @@ whenever the row maximum is unchanged, so it costs one exponential and a log.
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import numba as nb
 import numpy as np
 
@@ -78,80 +80,118 @@ def _base_losses(a2, t_ptr, t_col, t_val):
     return loss, top, e, top_without, total_without
 
 
-@nb.njit(**_JIT, inline="always")
-def _unit_moved_loss(pre, n, j, z1, a2, W2, base, sigmoid, t_ptr, t_col, t_val, s, e):
-    """Loss of sample n when hidden unit j's pre-activation is ``pre``."""
-    dz = _activate(pre, sigmoid) - z1[n, j]
-    if dz == 0.0:  # the unit's output is unchanged, so is everything after it
-        return base[n]
-    for c in range(a2.shape[1]):
-        # The second affine layer at the new activation: only unit j's term moves.
-        s[c] = a2[n, c] + dz * W2[j, c]
-    return _sample_loss(s, n, t_ptr, t_col, t_val, e)
+@nb.njit(**_JIT)
+def _pre_activations(a1, j, rows, values, pre, arg):
+    """Unit j's pre-activation for each entry q moved up (pre[2q]) and down
+    (pre[2q + 1]) by values[q]·h, and the sigmoid's exponent -|pre| in arg."""
+    for q in range(rows.shape[0]):
+        step = values[q] * H  # x_i·(W1[i, j] ± h) - x_i·W1[i, j]
+        pre[2 * q] = a1[rows[q], j] + step
+        pre[2 * q + 1] = a1[rows[q], j] - step
+    for k in range(pre.shape[0]):
+        arg[k] = -abs(pre[k])
 
 
-@nb.njit(**_JIT, parallel=True)
-def _first_layer(a1, z1, a2, W2, base, rows, values, pixel, entry, tgt, sigmoid, d):
-    """Sums over the batch of l(+) - l(-) for every W1[i, j] and b1[j].
+@nb.njit(**_JIT)
+def _moved_scores(pre, exp_arg, sigmoid, j, rows, z1, a2, W2, scores, moved):
+    """Scores minus their row maximum for each perturbed sample whose unit j
+    output changes; ``moved[k]`` says which. -> rows of ``scores`` written."""
+    count = 0
+    w = W2[j]
+    for k in range(pre.shape[0]):
+        n, a = rows[k >> 1], pre[k]
+        if sigmoid:  # nn.functions.sigmoid, with exp_arg = exp(-|a|)
+            e = exp_arg[k]
+            z = 1.0 / (1.0 + e) if a >= 0 else e / (1.0 + e)
+        else:  # the Relu layer
+            z = 0.0 if a <= 0 else a
+        dz = z - z1[n, j]
+        moved[k] = dz != 0.0  # else everything after the unit is unchanged
+        if dz == 0.0:
+            continue
+        # The second affine layer at the new activation: only unit j's term
+        # of the sum moves.
+        top = -np.inf
+        for c in range(a2.shape[1]):
+            s_c = a2[n, c] + dz * w[c]
+            scores[count, c] = s_c
+            top = max(top, s_c)
+        for c in range(a2.shape[1]):
+            scores[count, c] -= top
+        count += 1
+    return count
 
-    rows/values (P,): each sample's distinct non-zero inputs; pixel/entry (E,):
-    each non-zero pixel's column and entry; d: D. -> (D, M) and (M,), unscaled.
-    """
+
+@nb.njit(**_JIT)
+def _probabilities(e, moved, rows, t_ptr, t_col, out):
+    """y_c + 1e-7 = e_c / sum(e) + 1e-7 of each moved sample's target classes,
+    in order, from e = exp(scores - max). -> entries of ``out`` written."""
+    i = r = 0
+    for k in range(moved.shape[0]):
+        if moved[k]:
+            n = rows[k >> 1]
+            total = 0.0
+            for c in range(e.shape[1]):
+                total += e[r, c]
+            for kk in range(t_ptr[n], t_ptr[n + 1]):
+                out[i] = e[r, t_col[kk]] / total + CE_DELTA
+                i += 1
+            r += 1
+    return i
+
+
+@nb.njit(**_JIT)
+def _accumulate(log_p, moved, rows, base, t_ptr, t_val, pixel, entry, j, gW1_t, gb1):
+    """Cross-entropy of each perturbed sample from log(y + 1e-7), l(+) - l(-)
+    per entry, summed into row j of W1.T (through pixel/entry) and, for the
+    last N entries (input 1), into b1[j]."""
+    i = 0
+    diff = np.empty(rows.shape[0])
+    for q in range(rows.shape[0]):
+        n = rows[q]
+        plus = minus = base[n]
+        if moved[2 * q]:
+            plus = 0.0
+            for kk in range(t_ptr[n], t_ptr[n + 1]):
+                plus -= t_val[kk] * log_p[i]
+                i += 1
+        if moved[2 * q + 1]:
+            minus = 0.0
+            for kk in range(t_ptr[n], t_ptr[n + 1]):
+                minus -= t_val[kk] * log_p[i]
+                i += 1
+        diff[q] = plus - minus
+    for k in range(pixel.shape[0]):
+        gW1_t[j, pixel[k]] += diff[entry[k]]
+    acc = 0.0
+    for q in range(rows.shape[0] - base.shape[0], rows.shape[0]):
+        acc += diff[q]
+    gb1[j] = acc
+
+
+def _first_layer_columns(columns, ctx, gW1_t, gb1):
+    """W1[:, j] (as row j of gW1_t) and b1[j] sums for each j of ``columns``, with this thread's
+    own scratch. The exponentials and logs run through NumPy's vectorised
+    ufuncs, several times faster than scalar libm calls in compiled loops."""
+    batch, rows, values, base, tgt, pixel, entry = ctx
     t_ptr, t_col, t_val = tgt
-    n_total, m_total = a1.shape
-    c_total = a2.shape[1]
-    gW1 = np.zeros((d, m_total))
-    gb1 = np.zeros(m_total)
-    for j in nb.prange(m_total):
-        s, e = np.empty(c_total), np.empty(c_total)
-        diff = np.empty(rows.shape[0])
-        for p in range(rows.shape[0]):
-            n = rows[p]
-            step = values[p] * H  # x_i·(W1[i, j] ± h) - x_i·W1[i, j]
-            plus = _unit_moved_loss(
-                a1[n, j] + step,
-                n,
-                j,
-                z1,
-                a2,
-                W2,
-                base,
-                sigmoid,
-                t_ptr,
-                t_col,
-                t_val,
-                s,
-                e,
-            )
-            minus = _unit_moved_loss(
-                a1[n, j] - step,
-                n,
-                j,
-                z1,
-                a2,
-                W2,
-                base,
-                sigmoid,
-                t_ptr,
-                t_col,
-                t_val,
-                s,
-                e,
-            )
-            diff[p] = plus - minus
-        for k in range(pixel.shape[0]):
-            gW1[pixel[k], j] += diff[entry[k]]
-        acc = 0.0
-        for n in range(n_total):
-            plus = _unit_moved_loss(
-                a1[n, j] + H, n, j, z1, a2, W2, base, sigmoid, t_ptr, t_col, t_val, s, e
-            )
-            minus = _unit_moved_loss(
-                a1[n, j] - H, n, j, z1, a2, W2, base, sigmoid, t_ptr, t_col, t_val, s, e
-            )
-            acc += plus - minus
-        gb1[j] = acc
-    return gW1, gb1
+    sigmoid = batch.activation == "sigmoid"
+    size = 2 * rows.shape[0]
+    pre, arg = np.empty(size), np.empty(size)
+    moved = np.empty(size, dtype=np.bool_)
+    scores = np.empty((size, batch.a2.shape[1]))
+    probs = np.empty(size * int(np.max(np.diff(t_ptr))))
+    for j in columns:
+        _pre_activations(batch.a1, j, rows, values, pre, arg)
+        if sigmoid:
+            np.exp(arg, out=arg)
+        count = _moved_scores(
+            pre, arg, sigmoid, j, rows, batch.z1, batch.a2, batch.W2, scores, moved
+        )
+        np.exp(scores[:count], out=scores[:count])
+        used = _probabilities(scores, moved, rows, t_ptr, t_col, probs)
+        np.log(probs[:used], out=probs[:used])
+        _accumulate(probs, moved, rows, base, t_ptr, t_val, pixel, entry, j, gW1_t, gb1)
 
 
 @nb.njit(**_JIT, inline="always")
@@ -205,6 +245,17 @@ def _second_layer(a2, z1, pieces, tgt):
     return gW2, gb2
 
 
+_pools: dict[int, ThreadPoolExecutor] = {}
+
+
+def _pool(workers: int) -> ThreadPoolExecutor:
+    """A process-wide pool of ``workers`` threads (the jitted stages and NumPy's
+    ufuncs release the GIL, so the threads really run in parallel)."""
+    if workers not in _pools:
+        _pools[workers] = ThreadPoolExecutor(workers, thread_name_prefix="numgrad")
+    return _pools[workers]
+
+
 def _sparse_targets(target):
     """(N, C) target weights -> CSR (row pointers, columns, values) of non-zeros."""
     rows, cols = np.nonzero(target)
@@ -224,22 +275,22 @@ def two_layer_numerical_gradient(params, x, t, activation: str) -> dict:
     tgt = _sparse_targets(batch.target)
     base, top, e, top_without, total_without = _base_losses(batch.a2, *tgt)
     rows, values, pixel, entry = distinct_inputs(np, batch.x)
-    gW1, gb1 = _first_layer(
-        batch.a1,
-        batch.z1,
-        batch.a2,
-        batch.W2,
-        base,
-        rows,
-        values,
-        pixel,
-        entry,
-        tgt,
-        activation == "sigmoid",
-        batch.W1.shape[0],
-    )
+    # b1[j] moves unit j as an input of 1 would: N more entries, one per sample.
+    rows = np.concatenate([rows, np.arange(batch.n)])
+    values = np.concatenate([values, np.ones(batch.n)])
+    ctx = (batch, rows, values, base, tgt, pixel, entry)
+    d, m = batch.W1.shape
+    gW1_t, gb1 = np.zeros((m, d)), np.zeros(m)
+    workers = max(1, min(nb.get_num_threads(), m))
+    # Each thread owns the columns j = k, k + workers, ... and their outputs.
+    jobs = [
+        _pool(workers).submit(_first_layer_columns, range(k, m, workers), ctx, gW1_t, gb1)
+        for k in range(workers)
+    ]
+    for job in jobs:
+        job.result()
     pieces = (top, e, top_without, total_without)
     gW2, gb2 = _second_layer(batch.a2, batch.z1, pieces, tgt)
     scale = 1.0 / (batch.n * 2 * H)  # L = sum / N, then (L(+) - L(-)) / 2h
-    grads = {"W1": gW1, "b1": gb1, "W2": gW2, "b2": gb2}
+    grads = {"W1": gW1_t.T, "b1": gb1, "W2": gW2, "b2": gb2}
     return {k: (g * scale).astype(params[k].dtype) for k, g in grads.items()}

@@ -79,20 +79,24 @@ class Contender:
             import nn
 
             self.backend = benchkit.backend_or_skip(variant.backend)
-            # Layers dispatch B.matmul etc. through the current backend.
-            self._previous_backend = B.current()
-            B.use(self.backend)
             self.net = nn.TwoLayerNet(
                 *sizes, backend=self.backend, dtype=variant.dtype, rng=0
             )
             self.optimizer = nn.SGD(lr=LEARNING_RATE)
 
+    def activate(self) -> None:
+        """Make this variant's backend current: the layers dispatch ``B.matmul``
+        and friends through the current backend."""
+        if self.variant.kind == "xpnet":
+            B.use(self.backend)
+
     def __enter__(self):
+        self._previous_backend = B.current()
+        self.activate()
         return self
 
     def __exit__(self, *exc):
-        if self._previous_backend is not None:
-            B.use(self._previous_backend)
+        B.use(self._previous_backend)
 
     def arrays(self, x: np.ndarray, t: np.ndarray):
         """Host float32 images (N, D) and int64 labels (N,) -> this variant's."""

@@ -24,6 +24,10 @@ from pathlib import Path
 #: Figures measured on these machines and quoted in the benchmark issue:
 #: (group, variant, size) -> seconds.
 ISSUE_FIGURES = {
+    ("train-step-interleaved", "book-f64", "784-50-10 b100"): 754e-6,
+    ("train-step-interleaved", "plain-f32", "784-50-10 b100"): 289e-6,
+    ("train-step-interleaved", "torch-f32", "784-50-10 b100"): 388e-6,
+    ("train-step-interleaved", "torch-f64", "784-50-10 b100"): 609e-6,
     ("train-step", "book-f64", "784-50-10 b100"): 754e-6,
     ("train-step", "plain-f32", "784-50-10 b100"): 289e-6,
     ("train-step", "torch-f32", "784-50-10 b100"): 388e-6,
@@ -33,6 +37,8 @@ ISSUE_FIGURES = {
     ("gradients", "book-loop", "784-50-10 b100"): 17.2,
 }
 GROUP_TITLES = {
+    "train-step-interleaved": "One SGD step, all variants timed round-robin "
+    "(the headline comparison)",
     "train-step": "One SGD step (forward, backward, update)",
     "train-1000": "1000 training iterations (batch gather + step, no evaluation)",
     "train-ch5": "Chapter 5's run (full size: 10,000 iterations, 17 evaluations)",
@@ -230,9 +236,14 @@ def environment(passes: list[list[dict]], paths: list[Path]) -> str:
     sources = sorted(
         {e.get("extra_info", {}).get("data", "") for p in passes for e in p}
     )
+    on_gpu = any(
+        (e.get("extra_info") or {}).get("backend") == "cupy" for p in passes for e in p
+    )
+    gpu = "CuPy rows measured" if on_gpu else "no GPU (CuPy rows skipped)"
+    machine = info.get("machine", "?")
     return "\n".join(
         [
-            f"- machine: {info.get('machine', '?')}, no GPU; {len(paths)} pass(es)",
+            f"- machine: {machine}, {gpu}; {len(paths)} result file(s)",
             f"- libraries: {versions}",
             f"- BLAS: {blas_s or 'unknown'}; OPENBLAS_CORETYPE {coretype}",
             f"- data: {'; '.join(s for s in sources if s)}",

@@ -4,11 +4,13 @@
     python bench/run.py --passes 1 -- -k "train-step or kernels"
     python bench/run.py --smoke             # tiny sizes, seconds: checks it all runs
 
-Writes ``pass-N.json`` (pytest-benchmark's ``--benchmark-json``), ``bench.md``
-(tables of medians and ratios) and ``scaling.png`` into ``--out``
-(default ``runs/bench``). Passes run the suite again in full, so variants
-are interleaved at the pass level and drift of the machine over minutes shows
-up as the "pass spread" column instead of hiding inside a ratio.
+Writes ``pass-N.json`` (pytest-benchmark's ``--benchmark-json``),
+``interleaved-N.json`` (the SGD-step variants timed round-robin, see
+``interleaved.py``), ``bench.md`` (tables of medians and ratios) and
+``scaling.png`` into ``--out`` (default ``runs/bench``). Each pass runs the
+whole suite again, so variants are also interleaved at the pass level, and
+drift of the machine over minutes shows up in the "pass spread" column
+instead of hiding inside a ratio.
 
 OpenBLAS: where ``OPENBLAS_CORETYPE``/``OPENBLAS_L2_SIZE`` are set (they pin
 older kernels on some processors), they are unset for the benchmark run only,
@@ -76,6 +78,11 @@ def main(argv=None) -> int:
     )
     parser.add_argument("--smoke", action="store_true", help="tiny sizes, 1 pass")
     parser.add_argument(
+        "--no-interleaved",
+        action="store_true",
+        help="skip the round-robin SGD-step comparison (interleaved.py)",
+    )
+    parser.add_argument(
         "--keep-openblas-env",
         action="store_true",
         help="keep OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE (default: unset for the run)",
@@ -101,11 +108,24 @@ def main(argv=None) -> int:
         path.unlink(missing_ok=True)  # never report a stale pass
         print(f"== pass {k}/{passes} -> {path}", flush=True)
         code = subprocess.call(pytest_command(path, args.smoke, extra), env=env)
-        if code not in (0,):
+        if code != 0:
             print(f"warning: pass {k} exited with code {code}", file=sys.stderr)
             status = status or code
         if path.exists():
             json_paths.append(path)
+        if not args.no_interleaved:
+            path = args.out / f"interleaved-{k}.json"
+            path.unlink(missing_ok=True)
+            cmd = [sys.executable, str(HERE / "interleaved.py"), "--out", str(path)]
+            print(f"== pass {k}/{passes}: interleaved SGD steps -> {path}", flush=True)
+            code = subprocess.call(cmd + (["--smoke"] if args.smoke else []), env=env)
+            if code != 0:
+                print(
+                    f"warning: interleaved.py exited with code {code}", file=sys.stderr
+                )
+                status = status or code
+            if path.exists():
+                json_paths.append(path)
     if not json_paths:
         print("error: no pass produced results; see pytest's output", file=sys.stderr)
         return status or 1

@@ -211,7 +211,13 @@ def download_file(
     Raises :class:`DownloadError` listing every attempt when all mirrors fail.
     """
     dest = Path(dest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise DownloadError(
+            f"cannot create the folder {dest.parent} ({exc.strerror}); set "
+            "XDG_CACHE_HOME to a writable folder"
+        ) from exc
     attempts: list[tuple[str, str]] = []
     for base in mirrors:
         url = _join(base, filename)

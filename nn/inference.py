@@ -21,7 +21,7 @@ import time
 import backend as B
 from nn.download import DownloadError
 from nn.idx import IdxFormatError
-from nn.mnist import DATASETS, DatasetError, load_mnist_split, locate_files
+from nn.mnist import DatasetError, load_mnist_split, locate_files
 from nn.safe_pickle import UnsafePickleError
 from nn.three_layer_net import ThreeLayerNet
 
@@ -65,7 +65,6 @@ def build_parser() -> argparse.ArgumentParser:
         help="folder with the test IDX files (default $XPNET_DATA_DIR, "
         "then the user cache, then a download)",
     )
-    parser.add_argument("--dataset", default="mnist", choices=sorted(DATASETS))
     parser.add_argument(
         "--device",
         default=None,
@@ -104,23 +103,22 @@ def run(args: argparse.Namespace) -> None:
     try:
         be = B.use(args.device) if args.device else B.current()
     except ValueError as exc:
-        raise UsageError(f"--device: {exc}") from None
+        raise UsageError(f"--device: {exc}" if args.device else str(exc)) from None
     print(f"backend: {be.describe()}")
     t0 = time.perf_counter()
     x, t = load_mnist_split(
         "test",
         normalize=args.normalize,
-        dataset=args.dataset,
         data_dir=args.data_dir,
         download=args.download,
     )
-    images, _ = locate_files("test", args.dataset, args.data_dir, download=False)
+    images, _ = locate_files("test", "mnist", args.data_dir, download=False)
     net = ThreeLayerNet.from_pickle(weights, backend=be)
     x, t = be.asarray(x), be.asarray(t)
     B.synchronize(x)
     load_s = time.perf_counter() - t0
     print(
-        f"data: {DATASETS[args.dataset].title} test set, {len(t)} images from "
+        f"data: MNIST test set, {len(t)} images from "
         f"{images.parent} ({'normalized' if args.normalize else 'raw 0..255'})"
     )
     print(f"weights: {weights}")

@@ -65,7 +65,7 @@ class DatasetFormatError(DatasetError, ValueError):
 
 # content sha256 -> "Fashion-MNIST's t10k-images-idx3-ubyte.gz", to catch mix-ups.
 _KNOWN_CONTENT = {
-    c.content_sha256: (info.name, f"{info.title}'s {fname}")
+    c.content_sha256: f"{info.title}'s {fname}"
     for info in DATASETS.values()
     for fname, c in info.files.values()
 }
@@ -166,9 +166,9 @@ def _obtain(info, split, filename, checksums, dirs, download) -> Path:
 def _read_checked(path: Path, info: DatasetInfo, expected: str) -> np.ndarray:
     data = read_idx_bytes(path)
     known = _KNOWN_CONTENT.get(hashlib.sha256(data).hexdigest())
-    if known and known[1] != expected:
+    if known and known != expected:
         raise DatasetFormatError(
-            f"{path} is {known[1]}, not {expected}: point data_dir at the folder of "
+            f"{path} is {known}, not {expected}: point data_dir at the folder of "
             f"{info.title}'s own files"
         )
     return parse_idx(data, str(path))
@@ -255,7 +255,8 @@ def _raw_split(split, dataset, data_dir, download):
 
 
 def _transform(images, labels, normalize, flatten, one_hot_label):
-    x = images.reshape(len(images), -1) if flatten else images.reshape(-1, 1, 28, 28)
+    n = len(images)
+    x = images.reshape(n, 28 * 28) if flatten else images.reshape(n, 1, 28, 28)
     if normalize:
         x = x.astype(np.float32)
         x /= 255.0

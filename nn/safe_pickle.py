@@ -31,6 +31,9 @@ class UnsafePickleError(pickle.UnpicklingError):
     """The pickle asks for something other than NumPy arrays in a dict."""
 
 
+_MAX_SHELL = 1 << 16
+
+
 def _dtype(spec, align=False, copy=False):
     dtype = np.dtype(spec, align, copy)
     if dtype.hasobject:
@@ -38,10 +41,22 @@ def _dtype(spec, align=False, copy=False):
     return dtype
 
 
+def _ArrayType(*args, **kwargs):
+    """Stands for ``numpy.ndarray`` in a pickle (as ``_reconstruct``'s subtype).
+
+    Calling it is refused: ``ndarray(shape)`` allocates any size the file asks.
+    """
+    raise UnsafePickleError("calling numpy.ndarray refused")
+
+
 def _reconstruct(subtype, shape, dtype):
-    if subtype is not np.ndarray:
+    if subtype is not _ArrayType:
         raise UnsafePickleError(f"array subclass {subtype!r} refused")
-    return _multiarray._reconstruct(subtype, shape, dtype)
+    # NumPy always pickles an empty shell here and fills it from the file's
+    # bytes; a large shell would be an allocation the file's size cannot justify.
+    if int(np.prod(shape, dtype=object)) * np.dtype(dtype).itemsize > _MAX_SHELL:
+        raise UnsafePickleError(f"array shell of shape {shape} refused")
+    return _multiarray._reconstruct(np.ndarray, shape, dtype)
 
 
 def _frombuffer(buf, dtype, shape, order):
@@ -73,7 +88,7 @@ for _mod in ("numpy.core", "numpy._core"):
     _ALLOWED[_mod + ".multiarray", "_reconstruct"] = _reconstruct
     _ALLOWED[_mod + ".multiarray", "scalar"] = _scalar
     _ALLOWED[_mod + ".numeric", "_frombuffer"] = _frombuffer
-_ALLOWED["numpy", "ndarray"] = np.ndarray
+_ALLOWED["numpy", "ndarray"] = _ArrayType
 _ALLOWED["numpy", "dtype"] = _dtype
 _ALLOWED["collections", "OrderedDict"] = collections.OrderedDict
 _ALLOWED["_codecs", "encode"] = _latin1_bytes

@@ -12,6 +12,8 @@ import backend as B
 
 ROOT = Path(__file__).resolve().parents[1]
 BACKEND_NAMES = ["numpy", "numba", "cupy"]
+#: Set to 1 on a GPU machine: an unavailable cupy backend then fails, not skips.
+REQUIRE_GPU = "XPNET_REQUIRE_GPU"
 
 
 def _skip_reason(name: str) -> str | None:
@@ -29,12 +31,23 @@ def backend(request):
     Skips (with the reason) a backend whose library or GPU is missing.
     """
     reason = _skip_reason(request.param)
+    if reason and request.param == "cupy" and os.environ.get(REQUIRE_GPU) == "1":
+        pytest.fail(f"{REQUIRE_GPU}=1 but the cupy backend is unavailable: {reason}")
     if reason:
         pytest.skip(f"{request.param} backend unavailable: {reason}")
     previous = B.current()
     be = B.use(request.param)
     yield be
     B.use(previous)
+
+
+def pytest_collection_modifyitems(items):
+    """Mark every test that runs on the cupy backend ``gpu``: ``pytest -m gpu``
+    then runs the whole suite's CuPy cases plus tests/gpu."""
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        if callspec is not None and callspec.params.get("backend") == "cupy":
+            item.add_marker(pytest.mark.gpu)
 
 
 @pytest.fixture

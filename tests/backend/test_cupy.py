@@ -40,12 +40,15 @@ class _FakeDevice:
 
 @pytest.fixture
 def gpu_like(monkeypatch):
-    """CuPy's runtime patched to report ``count`` devices and a working NVRTC."""
+    """CuPy's runtime patched to report two H100s, a CUDA 13 driver and NVRTC."""
     monkeypatch.setattr(B, "_instances", {})
     monkeypatch.setattr(runtime, "getDeviceCount", lambda: 2)
     monkeypatch.setattr(runtime, "driverGetVersion", lambda: 13000)
     monkeypatch.setattr(cupy.cuda.nvrtc, "getVersion", lambda: (13, 0))
     monkeypatch.setattr(cupy.cuda, "Device", _FakeDevice)
+    monkeypatch.setattr(runtime, "runtimeGetVersion", lambda: 13020)
+    props = {"name": b"NVIDIA H100 80GB HBM3", "major": 9, "minor": 0}
+    monkeypatch.setattr(runtime, "getDeviceProperties", lambda i: props)
     monkeypatch.delenv(_cupy.DEVICE_ENV, raising=False)
     _FakeDevice.used = []
     return monkeypatch
@@ -91,6 +94,11 @@ def bad_device_index(mp):
     mp.setenv(_cupy.DEVICE_ENV, "5")
 
 
+def old_gpu(mp):
+    props = {"name": b"Tesla V100-SXM2-16GB", "major": 7, "minor": 0}
+    mp.setattr(runtime, "getDeviceProperties", lambda i: props)
+
+
 def other_cuda_error(mp):
     mp.setattr(runtime, "getDeviceCount", _raise(3))  # cudaErrorInitializationError
 
@@ -103,6 +111,7 @@ CAUSES = {
     zero_devices: ["no CUDA device found", "getDeviceCount() == 0"],
     no_nvrtc: ["NVRTC", "libnvrtc.so.13", 'pip install "cupy-cuda13x[ctk]"'],
     bad_device_index: ["XPNET_CUDA_DEVICE='5'", "use 0..1"],
+    old_gpu: ["Tesla V100", "sm_70", "older than CUDA 13", "xpnet[cuda12]"],
     other_cuda_error: ["CUDA could not be initialised", "cudaErrorInitialization"],
 }
 
@@ -154,9 +163,6 @@ def test_detection_succeeds_and_selects_the_device(gpu_like, env, expected):
 
 
 def test_describe_names_gpu_and_versions(gpu_like):
-    props = {"name": b"NVIDIA H100 80GB HBM3", "major": 9, "minor": 0}
-    gpu_like.setattr(runtime, "getDeviceProperties", lambda i: props)
-    gpu_like.setattr(runtime, "runtimeGetVersion", lambda: 13020)
     text = _cupy.CuPyBackend().describe()
     assert "H100" in text and "sm_90" in text and "runtime 13.2" in text
     assert "driver 13.0" in text
@@ -294,3 +300,11 @@ def test_batched_loss_dispatch(emulated, dtype, fused, targets):
         ref_loss, _ = ref.softmax_cross_entropy(np.asarray(x[p]), np.asarray(t))
         tol = 1e-12 if fused else 2e-3
         np.testing.assert_allclose(float(losses[p]), float(ref_loss), rtol=tol)
+
+
+def test_real_rawmodule_takes_the_shipped_source_and_compiles_lazily():
+    source = K.SOURCE_PATH.read_text()
+    module = cupy.RawModule(code=source)  # no device needed until get_function
+    assert module.code == source
+    fused = K.FusedSoftmax(cupy)
+    assert fused._module is None and fused.launches == 0

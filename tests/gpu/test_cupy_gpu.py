@@ -74,6 +74,16 @@ def test_loss_kernels_match_numpy(cuda_backend, dtype, targets, dout):
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_batched_loss_kernel_matches_numpy(cuda_backend, dtype):
+    be, ref = cuda_backend, B.get_backend("numpy")
+    x = _scores("normal", (64, 100, 10), dtype, seed=11)
+    t = np.random.default_rng(12).integers(0, 10, 100)
+    losses, _ = be.softmax_cross_entropy_batched(be.asarray(x), be.asarray(t))
+    expected = [float(ref.softmax_cross_entropy(x[p], t)[0]) for p in range(64)]
+    np.testing.assert_allclose(_host(losses), expected, rtol=10 * TOL[dtype]["rtol"])
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_matmul_through_cublas_matches_numpy(cuda_backend, dtype):
     rng = np.random.default_rng(3)
     a = rng.standard_normal((100, 784)).astype(dtype)

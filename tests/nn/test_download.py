@@ -184,6 +184,7 @@ def test_oversized_download_is_refused(server, tmp_path):
 
 
 def test_progress_bar_runs_when_asked(server, tmp_path, capsys):
+    pytest.importorskip("tqdm")
     download_file(
         LABELS, tmp_path / LABELS, [server + "/ok/"], real_checksums(LABELS),
         progress=True, **FAST,
@@ -275,3 +276,10 @@ def test_offline_error_says_what_was_tried_and_how_to_proceed(
     for needed in (IMAGES, dead_url, "unreachable", "data_dir", MIRROR_ENV):
         assert needed in msg
     assert not (tmp_path / "cache" / "xpnet" / "mnist" / IMAGES).exists()
+
+
+def test_unwritable_destination_is_a_download_error(tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    with pytest.raises(DownloadError, match="XDG_CACHE_HOME"):
+        download_file(LABELS, blocker / "sub" / LABELS, ["http://x/"], Checksums())

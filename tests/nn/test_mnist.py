@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import hashlib
 import os
 import shutil
 import struct
@@ -270,3 +271,20 @@ def test_unwritable_cache_still_loads(tmp_path, monkeypatch, mnist_dir):
     monkeypatch.setenv("XDG_CACHE_HOME", str(blocker))
     _, t = nn.load_mnist_split("test", data_dir=mnist_dir, download=False)
     assert np.bincount(t).tolist() == MNIST_TEST_COUNTS
+
+
+# Every file of the shared data (MNIST's training images are not there).
+SHARED_FILES = [
+    (dataset, split, kind)
+    for dataset in ("mnist", "fashion-mnist")
+    for split in ("train", "test")
+    for kind in ("images", "labels")
+    if (dataset, split, kind) != ("mnist", "train", "images")
+]
+
+
+@pytest.mark.parametrize("dataset, split, kind", SHARED_FILES)
+def test_checksum_table_matches_the_real_files(shared_data, dataset, split, kind):
+    filename, checksums = mnist.DATASETS[dataset].files[split, kind]
+    content = gzip.decompress((shared_data / dataset / filename).read_bytes())
+    assert hashlib.sha256(content).hexdigest() == checksums.content_sha256

@@ -158,8 +158,19 @@ def test_not_a_pickle(tmp_path, data):
         b"cnumpy\ndtype\n(VO8\nI00\nI01\ntR.",  # object dtype
         b"cposix\nsystem\n(Vtouch /tmp/x\ntR.",  # protocol 0 spelling of os.system
         b"\x80\x02}q\x00Vk\nq\x01Q.",  # persistent id
+        b"cnumpy\nndarray\n((I100000000000\nttR.",  # ndarray(shape): allocation
+        b"cnumpy.core.multiarray\n_reconstruct\n(cnumpy\nndarray\n"
+        b"(I100000000000\ntVb\ntR.",  # a huge shell to fill
     ],
-    ids=["codec", "bytes-bomb", "object-dtype", "posix-system", "persistent-id"],
+    ids=[
+        "codec",
+        "bytes-bomb",
+        "object-dtype",
+        "posix-system",
+        "persistent-id",
+        "ndarray-call",
+        "huge-shell",
+    ],  # fmt: skip
 )
 def test_crafted_pickles_are_refused(tmp_path, crafted):
     path = tmp_path / "crafted.pkl"

@@ -1,0 +1,38 @@
+"""Fixtures of the reliability tests: a clean environment and a tiny real dataset."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from reliability_support import LIBRARY_ENV, write_idx
+
+import nn.mnist as mnist
+from nn.idx import read_idx
+
+#: Samples kept from the real Fashion-MNIST files for the tiny training runs.
+TINY_TRAIN, TINY_TEST = 300, 100
+
+
+@pytest.fixture(autouse=True)
+def clean_env(tmp_path, monkeypatch):
+    """No library settings from the developer's shell; a private, empty cache."""
+    for var in LIBRARY_ENV:
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setattr(mnist, "SYSTEM_DIRS", {})
+
+
+@pytest.fixture(scope="session")
+def tiny_data(shared_data, tmp_path_factory):
+    """A folder of real Fashion-MNIST IDX .gz files cut to 300 train / 100 test.
+
+    Written from the shared data, so the tiny training runs use real images
+    but finish in a fraction of a second.
+    """
+    src = shared_data / "fashion-mnist"
+    out = tmp_path_factory.mktemp("tiny-fashion")
+    for prefix, n in (("train", TINY_TRAIN), ("t10k", TINY_TEST)):
+        for kind, ndim in (("images", 3), ("labels", 1)):
+            name = f"{prefix}-{kind}-idx{ndim}-ubyte.gz"
+            write_idx(out / name, np.asarray(read_idx(src / name)[:n]))
+    return out
