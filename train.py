@@ -295,6 +295,10 @@ def run(args) -> int:
             )
     except (CheckpointError, ValueError) as exc:
         raise UsageError(str(exc)) from None
+    except MemoryError as exc:
+        raise RunFailed(
+            f"not enough memory for this network ({exc}); try a smaller --hidden-size"
+        ) from None
     say(f"train: {trainer.describe()}")
     if ckpt is not None:
         say(f"resuming at iteration {ckpt.iteration} (saved on {ckpt.backend})")
@@ -309,6 +313,11 @@ def run(args) -> int:
         raise RunFailed(str(exc)) from None
     except OSError as exc:
         raise RunFailed(f"cannot write to {out}: {exc}") from None
+    except MemoryError as exc:
+        raise RunFailed(
+            f"out of memory while training ({exc}); try a smaller --batch-size "
+            "or --hidden-size"
+        ) from None
     if result.interrupted:
         print(
             f"{PROG}: stopped by Ctrl-C at iteration {result.iterations}; checkpoint "

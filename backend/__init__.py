@@ -18,7 +18,12 @@ from __future__ import annotations
 import os
 import warnings
 
-from backend._base import Backend, BackendUnavailableError
+# Numba's OpenMP workers spin after each parallel region by default; on a small
+# machine they then steal the cores from OpenBLAS and make every later NumPy
+# matmul ~100x slower. Passive waiting must be set before libgomp starts.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+from backend._base import Backend, BackendUnavailableError  # noqa: E402
 
 __all__ = [
     "Backend",

@@ -1,13 +1,40 @@
-"""The Numba backend: NumPy arrays, Numba-jitted CPU kernels."""
+"""The Numba backend: NumPy arrays, Numba-jitted CPU kernels.
+
+Numba is imported only when this backend is instantiated, so ``import
+backend`` works without it. The kernels live in ``_numba_kernels`` (softmax,
+cross-entropy, a small matmul) and ``_numba_step`` (the fused TwoLayerNet SGD
+step); they are compiled on first use and cached on disk (``cache=True``).
+Threads: Numba's pool, sized by ``NUMBA_NUM_THREADS``; BLAS is never called
+from inside a parallel region.
+"""
 
 from __future__ import annotations
 
+import os
+import threading
+
 import numpy as np
 
-from backend._base import Backend, BackendUnavailableError
+from backend._base import CE_DELTA, Backend, BackendUnavailableError
+
+_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
+
+#: Below this many multiply-adds (N*K*M) the jitted matmul beats np.matmul,
+#: whose fixed cost (dispatch, BLAS call) is ~1-2 us; above it BLAS's blocked,
+#: multi-threaded kernel wins by far (e.g. (100, 784) @ (784, 50)).
+_SMALL_MATMUL = 4096
+
+#: Below this many elements softmax runs on one thread (fork/join costs more).
+_SMALL_SOFTMAX = 16384
 
 
 def _import_numba():
+    # Numba's OpenMP threads otherwise spin between parallel regions: on a
+    # busy machine (more runnable threads than cores) that made a training
+    # step 10-50x slower; sleeping waits cost little at two regions per step.
+    # Set before libgomp loads (at Numba's first parallel call); the user's
+    # own setting wins.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     try:
         import numba
     except ImportError as exc:
@@ -15,6 +42,32 @@ def _import_numba():
             'the numba backend needs Numba: pip install "xpnet[numba]"'
         ) from exc
     return numba
+
+
+def _labels_or_onehot(t, n: int, c: int, dtype, check_range: bool = True):
+    """(labels int64 (N,) or None, one-hot (N, C) of dtype or None) from t."""
+    if t.shape == (n, c):
+        return None, np.ascontiguousarray(t, dtype=dtype)
+    if t.shape != (n,):
+        raise ValueError(
+            f"targets of shape {t.shape} do not match scores of shape {(n, c)}; "
+            "pass (N,) labels or (N, C) one-hot"
+        )
+    if t.dtype.kind not in "iu":
+        raise TypeError(
+            f"labels must be integers, got dtype {t.dtype}; pass t.astype(int) "
+            "or one-hot targets of the same shape as the scores"
+        )
+    labels = np.ascontiguousarray(t, dtype=np.int64)
+    if check_range and n and (labels.min() < 0 or labels.max() >= c):
+        _bad_labels(labels, c)
+    return labels, None
+
+
+def _bad_labels(labels, c: int):
+    raise ValueError(
+        f"labels must lie in [0, {c}); got values from {labels.min()} to {labels.max()}"
+    )
 
 
 class NumbaBackend(Backend):
@@ -26,6 +79,173 @@ class NumbaBackend(Backend):
 
     def __init__(self):
         self.numba = _import_numba()
+        from backend import _numba_kernels, _numba_step
+
+        self._k = _numba_kernels
+        self._step = _numba_step
+        self._empty_onehot = {dt: np.empty((0, 0), dt) for dt in _FLOATS}
+        self._empty_labels = np.empty(0, np.int64)
+        self._local = threading.local()  # per-thread scratch of the fused step
 
     def describe(self) -> str:
-        return f"numba ({self.numba.__version__}, numpy {np.__version__}, CPU)"
+        threads = self.numba.config.NUMBA_NUM_THREADS
+        return (
+            f"numba ({self.numba.__version__}, numpy {np.__version__}, CPU, "
+            f"{threads} threads)"
+        )
+
+    # -- kernels ----------------------------------------------------------
+    def matmul(self, a, b):
+        """a: (N, K) @ b: (K, M) -> (N, M).
+
+        Tiny products (N*K*M below ``_SMALL_MATMUL``) run in a jitted loop,
+        which skips np.matmul's fixed call cost; everything else goes to
+        BLAS: measured on this network's shapes (batch x 784 @ 784 x 50 and
+        the backward products), a jitted dense kernel is 2-5x slower than
+        OpenBLAS's blocked SGEMM/DGEMM, so BLAS is the faster route there.
+        """
+        if (
+            a.ndim == 2
+            and b.ndim == 2
+            and a.dtype == b.dtype
+            and a.dtype in _FLOATS
+            and a.shape[1] == b.shape[0]
+            and a.shape[0] * a.shape[1] * b.shape[1] <= _SMALL_MATMUL
+        ):
+            out = np.empty((a.shape[0], b.shape[1]), a.dtype)
+            self._k.matmul_small(
+                np.ascontiguousarray(a), np.ascontiguousarray(b), out, a.dtype.type(0)
+            )
+            return out
+        return np.matmul(a, b)
+
+    def softmax(self, x):
+        """Softmax over the last axis of (D,) or (N, D); overflow-safe, row-parallel."""
+        if x.dtype not in _FLOATS or x.ndim not in (1, 2) or x.size == 0:
+            return super().softmax(x)
+        x2 = np.ascontiguousarray(x.reshape(1, -1) if x.ndim == 1 else x)
+        y = np.empty_like(x2)
+        kernel = (
+            self._k.softmax_rows_serial
+            if x2.size < _SMALL_SOFTMAX
+            else self._k.softmax_rows
+        )
+        kernel(x2, y, x.dtype.type(0))
+        return y.reshape(x.shape)
+
+    def softmax_cross_entropy(self, x, t):
+        """Fused softmax and the book's cross-entropy, one pass over each row.
+
+        x: (N, C) float scores; t: (N,) integer labels in [0, C) or (N, C)
+        one-hot. Returns ``(loss, y)``: the mean loss (0-d, x's dtype) and
+        y = softmax(x). The per-row losses are summed in float64.
+        """
+        if x.dtype not in _FLOATS or x.ndim != 2 or x.shape[0] == 0:
+            return super().softmax_cross_entropy(x, t)
+        n, c = x.shape
+        x = np.ascontiguousarray(x)
+        labels, onehot = _labels_or_onehot(t, n, c, x.dtype)
+        y = np.empty_like(x)
+        consts = np.array([0, CE_DELTA], x.dtype)
+        if labels is not None:
+            loss = self._k.softmax_cross_entropy_labels(x, labels, y, consts)
+        else:
+            loss = self._k.softmax_cross_entropy_onehot(x, onehot, y, consts)
+        return np.asarray(loss, dtype=x.dtype), y
+
+    def softmax_cross_entropy_backward(self, y, t, dout=1.0):
+        """Gradient of the mean loss w.r.t. the scores: (y - t) / N, times dout."""
+        scale = dout / y.shape[0] if y.shape[0] else None
+        if (
+            y.dtype not in _FLOATS
+            or y.ndim != 2
+            or scale is None
+            or np.ndim(scale) != 0
+            or np.result_type(y, scale) != y.dtype
+        ):
+            return super().softmax_cross_entropy_backward(y, t, dout)
+        n, c = y.shape
+        y = np.ascontiguousarray(y)
+        labels, onehot = _labels_or_onehot(t, n, c, y.dtype)
+        dx = np.empty_like(y)
+        scale = y.dtype.type(scale)
+        if labels is not None:
+            self._k.softmax_cross_entropy_backward_labels(
+                y, labels, scale, y.dtype.type(1), dx
+            )
+        else:
+            self._k.softmax_cross_entropy_backward_onehot(y, onehot, scale, dx)
+        return dx
+
+    def numerical_gradient(self, f, x):
+        """Central differences of ``f`` at every element of ``x`` (any shape).
+
+        This is the generic loop of the base class, unchanged: ``f`` is an
+        arbitrary Python function, which compiled code cannot call, so each
+        element costs two Python calls of ``f``. ``x`` is perturbed in place
+        and restored exactly. (A compiled gradient for the TwoLayerNet loss is
+        ``two_layer_numerical_gradient``, a separate kernel.)
+        """
+        return super().numerical_gradient(f, x)
+
+    def two_layer_sgd_step(self, params, x, t, lr, activation):
+        """One fused SGD step of TwoLayerNet: forward, backward, update, one call.
+
+        params: {"W1": (D, H), "b1": (H,), "W2": (H, C), "b2": (C,)}, one
+        float dtype, C-contiguous, updated in place; x: (N, ...) flattened to
+        (N, D) and cast to the params' dtype; t: (N,) int labels or (N, C)
+        one-hot; activation: "relu" or "sigmoid". Returns the mean loss
+        before the update as a 0-d array of the params' dtype. The result
+        equals ``TwoLayerNet.gradient`` followed by ``SGD.update`` up to
+        float rounding (sums run in another order).
+        """
+        W1, b1, W2, b2 = params["W1"], params["b1"], params["W2"], params["b2"]
+        dtype = W1.dtype
+        for key, p in (("W1", W1), ("b1", b1), ("W2", W2), ("b2", b2)):
+            if p.dtype != dtype or dtype not in _FLOATS or not p.flags.c_contiguous:
+                raise TypeError(
+                    f"fused step needs C-contiguous float32/float64 params of one "
+                    f"dtype; {key} is {p.dtype}, contiguous={p.flags.c_contiguous}"
+                )
+        if activation not in ("relu", "sigmoid"):
+            raise ValueError(
+                f"unknown activation {activation!r}; choose 'relu' or 'sigmoid'"
+            )
+        n = x.shape[0]
+        if n == 0:
+            raise ValueError("empty batch: x has no rows")
+        x = np.ascontiguousarray(x.reshape(n, -1), dtype=dtype)
+        if x.shape[1] != W1.shape[0]:
+            raise ValueError(
+                f"x has {x.shape[1]} features per row but W1 expects {W1.shape[0]}"
+            )
+        # The kernel checks the label range itself (cheaper than min/max here).
+        labels, onehot = _labels_or_onehot(t, n, W2.shape[1], dtype, False)
+        use_onehot = onehot is not None
+        consts = np.array([0, 1, CE_DELTA, 1.0 / n], dtype)
+        key = (x.shape, W1.shape[1], W2.shape[1], dtype)
+        ws = getattr(self._local, "workspaces", None)
+        if ws is None:
+            ws = self._local.workspaces = {}
+        if key not in ws:
+            # One set of scratch arrays per shape and thread; old shapes are
+            # dropped so that varying batch sizes do not pile up memory.
+            ws.clear()
+            ws[key] = self._step.workspace(n, x.shape[1], *key[1:])
+        loss, status = self._step.sgd_step(
+            x,
+            self._empty_labels if use_onehot else labels,
+            onehot if use_onehot else self._empty_onehot[dtype],
+            use_onehot,
+            W1,
+            b1,
+            W2,
+            b2,
+            dtype.type(lr),
+            activation == "sigmoid",
+            consts,
+            ws[key],
+        )
+        if status != self._step.OK:
+            _bad_labels(labels, W2.shape[1])
+        return np.asarray(loss, dtype=dtype)

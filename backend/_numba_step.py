@@ -56,13 +56,15 @@ def _nonzero_lists(xi, nzi, bptri, dense):
     for k in range(xi.shape[0]):
         nzi[cnt] = k  # branch-free compaction: kept only if x is non-zero
         cnt += (xi[k] != 0) | dense
+    # Block starts by one merge pass over the sorted list.
+    p = 0
     nblocks = bptri.shape[0] - 1
-    for b in range(nblocks + 1):
-        bptri[b] = 0
-    for p in range(cnt):
-        bptri[nzi[p] // BLOCK + 1] += 1
     for b in range(nblocks):
-        bptri[b + 1] += bptri[b]
+        bptri[b] = p
+        end = (b + 1) * BLOCK
+        while p < cnt and nzi[p] < end:
+            p += 1
+    bptri[nblocks] = cnt
     return cnt
 
 
@@ -102,13 +104,16 @@ def _row_step(xi, label, ti, use_onehot, W1, b1, W2, W2T, b2, sigmoid, consts,
     c_size = dyi.shape[0]
     cnt = _nonzero_lists(xi, nzi, bptri, dense)
     _sparse_row_times(xi, nzi, cnt, W1, hi, zero)
-    for j in range(h_size):
-        a = hi[j] + b1[j]
-        if sigmoid:
+    # Branches on sigmoid/onehot stay outside the loops, which then vectorise.
+    if sigmoid:
+        for j in range(h_size):
+            a = hi[j] + b1[j]
             # The same branches as nn.functions.sigmoid: exp never overflows.
             e = np.exp(-abs(a))
             hi[j] = one / (one + e) if a >= 0 else e / (one + e)
-        else:
+    else:
+        for j in range(h_size):
+            a = hi[j] + b1[j]
             hi[j] = zero if a <= 0 else a
     for c in range(c_size):
         dyi[c] = zero
@@ -132,17 +137,19 @@ def _row_step(xi, label, ti, use_onehot, W1, b1, W2, W2T, b2, sigmoid, consts,
         e = np.exp(dyi[c] - m)
         dyi[c] = e
         s += e
-    loss = 0.0
     for c in range(c_size):
-        y = dyi[c] / s
-        if use_onehot:
-            tc = ti[c]
-            loss -= tc * np.log(y + delta)
-        else:
-            tc = one if c == label else zero
-            if c == label:
-                loss -= np.log(y + delta)
-        dyi[c] = (y - tc) * inv_n
+        dyi[c] = dyi[c] / s
+    loss = 0.0
+    if use_onehot:
+        for c in range(c_size):
+            loss -= ti[c] * np.log(dyi[c] + delta)
+            dyi[c] = (dyi[c] - ti[c]) * inv_n
+    else:
+        y = dyi[label]
+        loss = -np.log(y + delta)
+        for c in range(c_size):
+            dyi[c] = dyi[c] * inv_n
+        dyi[label] = (y - one) * inv_n
     # dh = dy @ W2.T with W2T = W2.T contiguous: H-wide vector updates rather
     # than H serial dot products of length C.
     for j in range(h_size):
@@ -151,16 +158,16 @@ def _row_step(xi, label, ti, use_onehot, W1, b1, W2, W2T, b2, sigmoid, consts,
         g = dyi[c]
         for j in range(h_size):
             dai[j] += g * W2T[c, j]
+    if sigmoid:
+        for j in range(h_size):
+            dai[j] = dai[j] * (one - hi[j]) * hi[j]
+    else:
+        for j in range(h_size):
+            # ReLU blocks where a1 <= 0, which is where h is 0.
+            dai[j] = zero if hi[j] == 0 else dai[j]
     bad = False
     for j in range(h_size):
-        g = dai[j]
-        hv = hi[j]
-        if sigmoid:
-            g = g * (one - hv) * hv
-        elif hv == 0:  # ReLU blocks where a1 <= 0, which is where h is 0
-            g = zero
-        dai[j] = g
-        bad |= (g - g) != 0
+        bad |= (dai[j] - dai[j]) != 0
     return loss, bad
 
 
@@ -182,25 +189,12 @@ def _update_w1_block(b, x, nz, bptr, da1, W1, lr, dense, acc):
                 for j in range(h_size):
                     acc[k, j] += v * da1[i, j]
             continue
-        p0, p1 = bptr[i, b], bptr[i, b + 1]
-        p4 = p1 - (p1 - p0) % 4
-        # Four rows of acc per pass over da1[i] (distinct columns of one row).
-        for p in range(p0, p4, 4):
-            ka, kb, kc, kd = nz[i, p], nz[i, p + 1], nz[i, p + 2], nz[i, p + 3]
-            va, vb, vc, vd = x[i, ka], x[i, kb], x[i, kc], x[i, kd]
-            for j in range(h_size):
-                g = da1[i, j]
-                acc[ka, j] += va * g
-                acc[kb, j] += vb * g
-                acc[kc, j] += vc * g
-                acc[kd, j] += vd * g
-        for p in range(p4, p1):
+        for p in range(bptr[i, b], bptr[i, b + 1]):
             k = nz[i, p]
             v = x[i, k]
+            touched[k - k0] = True
             for j in range(h_size):
                 acc[k, j] += v * da1[i, j]
-        for p in range(p0, p1):
-            touched[nz[i, p] - k0] = True
     for k in range(k0, k1):
         # An untouched row has dW1 = 0 and keeps its value exactly.
         if dense or touched[k - k0]:
@@ -233,8 +227,29 @@ def _update_small(h, dy, da1, b1, W2, b2, lr, dW2):
         b2[c] -= lr * db2[c]
 
 
+def workspace(n: int, d: int, h_size: int, c_size: int, dtype) -> tuple:
+    """Scratch arrays for :func:`sgd_step` on (n, d) inputs; reusable across calls.
+
+    Allocating them inside the kernel costs more than the rest of a step at
+    batch 100 (the large ones go back to the OS on free and fault in again).
+    """
+    nblocks = (d + BLOCK - 1) // BLOCK
+    return (
+        np.empty((n, d), np.uint32),  # nz: row i's non-zero column indices
+        np.empty((n, nblocks + 1), np.int64),  # bptr: block starts in nz
+        np.empty((n, h_size), dtype),  # h: hidden activations
+        np.empty((n, h_size), dtype),  # da1: gradient at the first layer's output
+        np.empty((n, c_size), dtype),  # dy: (y - t) / N
+        np.empty((d, h_size), dtype),  # acc: dW1
+        np.empty((c_size, h_size), dtype),  # W2T: W2 transposed
+        np.empty((h_size, c_size), dtype),  # dW2
+        np.empty(n, np.float64),  # row_loss
+        np.empty(n, np.bool_),  # row_bad: da1 row holds inf or NaN
+    )
+
+
 @njit(cache=True, parallel=True)
-def sgd_step(x, labels, onehot, use_onehot, W1, b1, W2, b2, lr, sigmoid, consts):
+def sgd_step(x, labels, onehot, use_onehot, W1, b1, W2, b2, lr, sigmoid, consts, ws):
     """One SGD step of Affine-activation-Affine-SoftmaxWithLoss, params in place.
 
     Parameters
@@ -247,29 +262,21 @@ def sgd_step(x, labels, onehot, use_onehot, W1, b1, W2, b2, lr, sigmoid, consts)
     lr : float scalar of the params' dtype
     sigmoid : bool, the hidden activation is sigmoid (else ReLU)
     consts : (4,) float of the params' dtype: 0, 1, the log's delta 1e-7, 1/N
+    ws : tuple from :func:`workspace` for these shapes
 
     Returns ``(loss, status)``: the float64 mean loss before the update and
     ``OK``, or ``BAD_LABEL`` (nothing updated) if a label is outside [0, C).
     """
     n, d = x.shape
-    h_size = W1.shape[1]
     c_size = W2.shape[1]
     if not use_onehot:
         for i in range(n):
             if labels[i] < 0 or labels[i] >= c_size:
                 return 0.0, BAD_LABEL
+    nz, bptr, h, da1, dy, acc, W2T, dW2, row_loss, row_bad = ws
     dense_fw = _has_nonfinite(W1)
-    nblocks = (d + BLOCK - 1) // BLOCK
-    nz = np.empty((n, d), np.uint32)  # row i: column indices of its non-zeros
-    bptr = np.empty((n, nblocks + 1), np.int64)  # where each block starts in nz
-    h = np.empty((n, h_size), x.dtype)
-    da1 = np.empty((n, h_size), x.dtype)
-    dy = np.empty((n, c_size), x.dtype)
-    acc = np.empty((d, h_size), x.dtype)
-    W2T = np.ascontiguousarray(W2.T)
-    dW2 = np.empty((h_size, c_size), x.dtype)
-    row_loss = np.empty(n, np.float64)
-    row_bad = np.empty(n, np.bool_)
+    nblocks = bptr.shape[1] - 1
+    W2T[:] = W2.T
     for i in prange(n):
         label = 0 if use_onehot else labels[i]
         ti = onehot[i] if use_onehot else dy[i]

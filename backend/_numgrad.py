@@ -97,15 +97,16 @@ def _targets(xp, t, n: int, c: int):
     return target, labels, target[xp.arange(n), labels]
 
 
-def distinct_inputs(xp, x):
+def distinct_inputs(xp, x, by_pixel: bool = True):
     """Each sample's distinct non-zero input values, and where each pixel goes.
 
     x: (N, D) float64. Returns ``rows`` (P,) int64 sample of each entry,
     ``values`` (P,) its input value, and for every non-zero pixel, sorted by
-    pixel: ``pixel`` (E,) its column, ``entry`` (E,) its entry in 0..P-1.
+    pixel: ``pixel`` (E,) its column, ``entry`` (E,) its entry in 0..P-1
+    (sorted by pixel unless ``by_pixel`` is False).
     """
     n, d = x.shape
-    order = xp.argsort(x, axis=1, kind="stable")
+    order = xp.argsort(x, axis=1)  # equal values end up adjacent
     s = xp.take_along_axis(x, order, axis=1)
     first = xp.ones((n, d), dtype=bool)
     first[:, 1:] = s[:, 1:] != s[:, :-1]
@@ -114,13 +115,11 @@ def distinct_inputs(xp, x):
     entry_of = xp.cumsum(starts) - 1  # equal values are adjacent once sorted
     rows = xp.broadcast_to(xp.arange(n)[:, None], (n, d)).ravel()
     pixel = order.ravel()[nonzero]
-    by_pixel = xp.argsort(pixel, kind="stable")
-    return (
-        rows[starts],
-        s.ravel()[starts],
-        pixel[by_pixel],
-        entry_of[nonzero][by_pixel],
-    )
+    entry = entry_of[nonzero]
+    if by_pixel:
+        sort = xp.argsort(pixel, kind="stable")
+        pixel, entry = pixel[sort], entry[sort]
+    return rows[starts], s.ravel()[starts], pixel, entry
 
 
 def sample_losses(batch: Batch, scores, rows):

@@ -170,9 +170,10 @@ def _accumulate(log_p, moved, rows, base, t_ptr, t_val, pixel, entry, j, gW1_t, 
 
 
 def _first_layer_columns(columns, ctx, gW1_t, gb1):
-    """W1[:, j] (as row j of gW1_t) and b1[j] sums for each j of ``columns``, with this thread's
-    own scratch. The exponentials and logs run through NumPy's vectorised
-    ufuncs, several times faster than scalar libm calls in compiled loops."""
+    """W1[:, j] (as row j of gW1_t) and b1[j] sums for each j of ``columns``,
+    with this thread's own scratch. The exponentials and logs run through
+    NumPy's vectorised ufuncs, several times faster than scalar libm calls in
+    compiled loops."""
     batch, rows, values, base, tgt, pixel, entry = ctx
     t_ptr, t_col, t_val = tgt
     sigmoid = batch.activation == "sigmoid"
@@ -274,7 +275,7 @@ def two_layer_numerical_gradient(params, x, t, activation: str) -> dict:
     batch = Batch(np, params, x, t, activation, activation_function(activation))
     tgt = _sparse_targets(batch.target)
     base, top, e, top_without, total_without = _base_losses(batch.a2, *tgt)
-    rows, values, pixel, entry = distinct_inputs(np, batch.x)
+    rows, values, pixel, entry = distinct_inputs(np, batch.x, by_pixel=False)
     # b1[j] moves unit j as an input of 1 would: N more entries, one per sample.
     rows = np.concatenate([rows, np.arange(batch.n)])
     values = np.concatenate([values, np.ones(batch.n)])
@@ -284,7 +285,9 @@ def two_layer_numerical_gradient(params, x, t, activation: str) -> dict:
     workers = max(1, min(nb.get_num_threads(), m))
     # Each thread owns the columns j = k, k + workers, ... and their outputs.
     jobs = [
-        _pool(workers).submit(_first_layer_columns, range(k, m, workers), ctx, gW1_t, gb1)
+        _pool(workers).submit(
+            _first_layer_columns, range(k, m, workers), ctx, gW1_t, gb1
+        )
         for k in range(workers)
     ]
     for job in jobs:

@@ -14,6 +14,7 @@ import importlib.metadata
 import os
 import platform
 import sys
+import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -167,6 +168,11 @@ def load_data(path: Path, s: Settings) -> BenchData:
     arrays, why_not = _real_data(path)
     if arrays is not None:
         source = "fashion-mnist"
+    elif os.environ.get("XPNET_REQUIRE_DATA") == "1":
+        # CI: the real-data path must never silently stop running.
+        raise RuntimeError(
+            f"real Fashion-MNIST required (XPNET_REQUIRE_DATA=1) but {why_not}"
+        )
     else:
         xtr, ttr = synthetic_mnist(s.train_rows or 60_000, s.input_size, seed=1)
         xte, tte = synthetic_mnist(s.test_rows or 10_000, s.input_size, seed=2)
@@ -269,9 +275,16 @@ def record(
     info["machine"] = f"{platform.machine()}, {os.cpu_count()} cores"
 
 
+#: Seconds to pause before warming up, so that the worker threads of the
+#: previous benchmark's library (OpenBLAS, PyTorch's OpenMP) stop spinning.
+SETTLE_SECONDS = 0.2
+
+
 def warm_up(fn, calls: int = 3) -> None:
-    """Call ``fn`` a few times before timing: JIT compiles, CUDA context creation
-    and the page faults of a fresh process's first large temporaries happen here."""
+    """Settle, then call ``fn`` a few times before timing: JIT compiles, CUDA
+    context creation and a fresh process's page faults on its first large
+    temporaries happen here, not in the timed rounds."""
+    time.sleep(SETTLE_SECONDS)
     for _ in range(calls):
         fn()
 

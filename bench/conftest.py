@@ -28,6 +28,11 @@ def pytest_addoption(parser):
     )
 
 
+def pytest_configure(config):
+    if benchkit.settings(config).smoke:
+        benchkit.SETTLE_SECONDS = 0.0  # smoke mode checks that it runs, not speed
+
+
 def pytest_report_header(config):
     s = benchkit.settings(config)
     mode = "SMOKE (tiny sizes)" if s.smoke else "full"

@@ -252,6 +252,64 @@ def environment(passes: list[list[dict]], paths: list[Path]) -> str:
     )
 
 
+def _find(summary: dict, group: str, variant: str, size: str | None = None):
+    for row in summary.values():
+        g, v, sz = row["key"]
+        if g == group and v == variant and (size is None or sz == size):
+            return row
+    return None
+
+
+def _best(summary: dict, group: str, prefixes: tuple[str, ...], size: str):
+    rows = [
+        r
+        for r in summary.values()
+        if r["key"][0] == group
+        and r["key"][2] == size
+        and r["key"][1].startswith(prefixes)
+        and r["info"].get("backend") != "cupy"
+    ]
+    return min(rows, key=lambda r: r["median"]) if rows else None
+
+
+def headlines(summary: dict, size: str = "784-50-10 b100") -> str:
+    """The issue's targets, and where this run stands against them."""
+    lines = []
+    for group in ("train-step-interleaved", "train-step"):
+        best = _best(summary, group, ("numpy-", "numba-"), size)
+        torch = _find(summary, group, "torch-f32", size)
+        if best and torch:
+            ratio = best["median"] / torch["median"]
+            verdict = "met" if ratio <= 0.4 else "not met"
+            lines.append(
+                f"- SGD step ({size}, `{group}`): best xpnet CPU variant "
+                f"`{best['key'][1]}` {fmt_time(best['median'])} = {ratio:.2f}x "
+                f"PyTorch's {fmt_time(torch['median'])} (target <= 0.4x: {verdict})"
+            )
+            break
+    best = _best(summary, "train-ch5", ("numpy-", "numba-"), size)
+    if best:
+        verdict = "met" if best["median"] < 3 else "not met"
+        book = _find(summary, "train-ch5", "book-f64", size)
+        vs = f", book {fmt_time(book['median'])}" if book else ""
+        lines.append(
+            f"- chapter 5 run: `{best['key'][1]}` {fmt_time(best['median'])}{vs} "
+            f"(target < 3 s: {verdict})"
+        )
+    loop = _find(summary, "gradients", "numpy-loop", size)
+    for name, target in (("numba-fast", 300), ("numpy-fast", 50)):
+        fast = _find(summary, "gradients", name, size)
+        if loop and fast:
+            speedup = loop["median"] / fast["median"]
+            verdict = "met" if speedup >= target else "not met"
+            lines.append(
+                f"- numerical gradient: `{name}` {fmt_time(fast['median'])}, "
+                f"{speedup:,.0f}x faster than the textbook loop "
+                f"{fmt_time(loop['median'])} (target >= {target}x: {verdict})"
+            )
+    return "\n".join(lines)
+
+
 def write_atomic(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` via a temp file in the same folder and a rename."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -277,7 +335,11 @@ def main(argv=None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     summary = summarize(passes)
-    text = environment(passes, args.results) + "\n\n" + markdown(summary)
+    text = environment(passes, args.results) + "\n\n"
+    heads = headlines(summary)
+    if heads:
+        text += heads + "\n\n"
+    text += markdown(summary)
     if args.plot:
         from plot_sweeps import plot_sweeps
 

@@ -79,7 +79,7 @@ def test_train_1000(benchmark, bench_settings, bench_data, variant):
         x, t = c.arrays(bench_data.x_train, bench_data.t_train)
         n = bench_data.x_train.shape[0]
         idx = c.index(_indices(n, s.run_iters, s.batch_size))
-        train_loop(c, x, t, idx[:20])  # warm-up: compile, page faults
+        benchkit.warm_up(lambda: train_loop(c, x, t, idx[:20]), calls=1)
         benchkit.record(
             benchmark,
             "train-1000",
@@ -96,7 +96,6 @@ def test_train_1000(benchmark, bench_settings, bench_data, variant):
         assert len(losses) == s.run_iters and np.isfinite(float(losses[-1]))
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("variant", SWEEP)
 def test_chapter5_loop(benchmark, bench_settings, bench_data, variant):
     """Chapter 5's run: 10,000 steps and a train + test accuracy every epoch."""
@@ -112,7 +111,7 @@ def test_chapter5_loop(benchmark, bench_settings, bench_data, variant):
         def evaluate():
             accuracies.append((c.accuracy(x, t), c.accuracy(x_test, t_test)))
 
-        train_loop(c, x, t, idx[:20])
+        benchkit.warm_up(lambda: train_loop(c, x, t, idx[:20]), calls=1)
         evaluate()
         accuracies.clear()
         benchkit.record(

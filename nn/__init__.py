@@ -4,6 +4,7 @@ Everything is written against the ``backend`` shim, so it runs on NumPy,
 Numba or CuPy arrays alike.
 """
 
+from nn.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from nn.functions import (
     cross_entropy_error,
     identity_function,
@@ -35,9 +36,16 @@ from nn.optimizer import SGD
 from nn.safe_pickle import UnsafePickleError, load_array_dict
 from nn.simple_net import SimpleNet
 from nn.three_layer_net import ThreeLayerNet
+from nn.trainer import TrainConfig, Trainer, TrainingDiverged
 from nn.two_layer_net import TwoLayerNet
 
 __all__ = [
+    "CheckpointError",
+    "TrainConfig",
+    "Trainer",
+    "TrainingDiverged",
+    "load_checkpoint",
+    "save_checkpoint",
     "DatasetError",
     "DatasetFormatError",
     "DatasetNotFoundError",

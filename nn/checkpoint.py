@@ -117,7 +117,16 @@ def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
     try:
         with np.load(path, allow_pickle=False) as data:
             arrays = {key: data[key] for key in data.files}
-    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as exc:
+    # MemoryError: an .npy header inside the zip can declare any shape, and NumPy
+    # allocates it before finding that the data is not there.
+    except (
+        OSError,
+        ValueError,
+        EOFError,
+        KeyError,
+        zipfile.BadZipFile,
+        MemoryError,
+    ) as exc:
         raise CheckpointError(
             f"{path} is not a readable checkpoint (truncated or corrupt: {exc}); "
             "resume from another checkpoint or start a new run"
@@ -144,7 +153,7 @@ def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
             history=_with_prefix(arrays, _HISTORY_PREFIX),
             format_version=version,
         )
-    except (ValueError, KeyError, TypeError) as exc:
+    except (ValueError, KeyError, TypeError, OverflowError) as exc:
         raise CheckpointError(
             f"{path} has a damaged 'meta' record ({type(exc).__name__}: {exc})"
         ) from None

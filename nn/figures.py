@@ -221,6 +221,7 @@ def gradient_field(
     lim: float = 2.0,
     step: float = 0.25,
     *,
+    title: str = "-gradient of f(x0, x1) = x0² + x1²",
     path=None,
 ):
     """Arrows of minus the gradient of f(x0, x1): the book's figure 4-9 (quiver).
@@ -243,7 +244,7 @@ def gradient_field(
     ax.set_xlabel("x0")
     ax.set_ylabel("x1")
     ax.grid(alpha=0.3)
-    ax.set_title("-gradient of f(x0, x1) = x0² + x1²")
+    ax.set_title(title)
     return _finish(fig, path)
 
 
@@ -253,6 +254,7 @@ def gradient_descent_paths(
     rates: Sequence[tuple[float, str]] = DESCENT_RATES,
     step_num: int = 20,
     *,
+    title: str = "gradient descent on f(x0, x1) = x0² + x1²",
     path=None,
 ):
     """Paths of ``gradient_descent`` from ``init_x``, one panel per learning rate.
@@ -282,7 +284,7 @@ def gradient_descent_paths(
             f"({pts[-1, 0]:.3g}, {pts[-1, 1]:.3g})",
             fontsize=10,
         )
-    fig.suptitle("gradient descent on f(x0, x1) = x0² + x1²")
+    fig.suptitle(title)
     return _finish(fig, path)
 
 

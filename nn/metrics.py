@@ -50,7 +50,8 @@ def _float(text: str) -> float | None:
 
 def _complete_lines(path: Path) -> list[str]:
     """The file's lines with their newline, minus an unterminated last one."""
-    text = path.read_text(encoding="utf-8")
+    # A damaged file must not stop a resume: undecodable rows are dropped later.
+    text = path.read_text(encoding="utf-8", errors="replace")
     return text[: text.rfind("\n") + 1].splitlines(keepends=True)
 
 

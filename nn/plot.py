@@ -130,7 +130,7 @@ def plot_batch_size_comparison(
             label=label,
         )
     ax.set_xlabel("iteration")
-    ax.set_ylabel(f"loss ({window}-step moving average)")
+    ax.set_ylabel(f"loss (faint: each step, bold: {window}-step mean)")
     ax.set_ylim(bottom=0)
     ax.legend(loc="upper right")
     ax.grid(alpha=0.3)

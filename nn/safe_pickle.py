@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import codecs
 import collections
+import io
 import os
 import pickle
+import pickletools
 
 import numpy as np
 
@@ -36,9 +38,28 @@ _MAX_SHELL = 1 << 16
 
 def _dtype(spec, align=False, copy=False):
     dtype = np.dtype(spec, align, copy)
+    _check_layout(dtype)
+    return dtype
+
+
+def _check_layout(dtype: np.dtype) -> None:
+    """Refuse object dtypes and fields outside the item.
+
+    A pickle can BUILD a dtype from any state, e.g. a field 1 GiB past the end
+    of a 16-byte item, which NumPy accepts and which crashes the interpreter
+    when the field is read.
+    """
     if dtype.hasobject:
         raise UnsafePickleError(f"object dtype {dtype} refused: arrays only")
-    return dtype
+    if dtype.subdtype is not None:
+        _check_layout(dtype.subdtype[0])
+    for name, (field, offset, *_) in (dtype.fields or {}).items():
+        if offset < 0 or offset + field.itemsize > dtype.itemsize:
+            raise UnsafePickleError(
+                f"dtype field {name!r} at offset {offset} lies outside the "
+                f"{dtype.itemsize}-byte item: forged dtype refused"
+            )
+        _check_layout(field)
 
 
 def _ArrayType(*args, **kwargs):
@@ -95,6 +116,31 @@ _ALLOWED["_codecs", "encode"] = _latin1_bytes
 _ALLOWED["__builtin__", "bytes"] = _ALLOWED["builtins", "bytes"] = _empty_bytes
 
 
+#: Opcodes a pickle of arrays never needs. EXT* resolve through copyreg's
+#: process-wide cache, which can hand out a callable without find_class.
+_REFUSED_OPCODES = {"EXT1", "EXT2", "EXT4", "PERSID", "BINPERSID", "INST", "OBJ"}
+_MEMO_PUTS = {"PUT", "BINPUT", "LONG_BINPUT"}
+
+
+def _check_opcodes(data: bytes) -> None:
+    """Scan the opcodes (nothing is built or called) and refuse dangerous ones.
+
+    Also refuses memo indices past the opcodes seen so far: ``LONG_BINPUT
+    2**31`` would make the unpickler allocate (and zero) 16 GiB of memo.
+    """
+    refused = None
+    try:
+        for count, (op, arg, _) in enumerate(pickletools.genops(data), 1):
+            if op.name in _REFUSED_OPCODES:
+                refused = refused or f"pickle opcode {op.name} refused"
+            if op.name in _MEMO_PUTS and int(arg) > count:
+                refused = refused or f"memo index {arg} refused"
+    except Exception as exc:  # pickletools' own parse errors
+        raise UnsafePickleError(f"not a readable pickle ({exc})") from None
+    if refused:
+        raise UnsafePickleError(refused)
+
+
 class ArrayDictUnpickler(pickle.Unpickler):
     """An Unpickler that can build NumPy arrays, dicts and plain values only."""
 
@@ -119,21 +165,39 @@ def load_array_dict(path: str | os.PathLike) -> dict[str, np.ndarray]:
     """
     try:
         with open(path, "rb") as f:
-            obj = ArrayDictUnpickler(f).load()
+            data = f.read()
+        _check_opcodes(data)
+        # From memory: a length field cannot make the reader allocate past the data.
+        obj = ArrayDictUnpickler(io.BytesIO(data)).load()
     except UnsafePickleError as exc:
         raise UnsafePickleError(f"{path}: {exc}") from None
     except (pickle.UnpicklingError, EOFError, ValueError, TypeError, IndexError) as exc:
         raise UnsafePickleError(f"{path}: not a readable pickle ({exc})") from None
+    except MemoryError:
+        raise UnsafePickleError(
+            f"{path}: asks for more memory than a weights file can need"
+        ) from None
     if not isinstance(obj, dict):
         raise UnsafePickleError(
             f"{path}: holds a {type(obj).__name__}, expected a dict of NumPy arrays"
         )
     for key, value in obj.items():
-        if not isinstance(key, str) or type(value) is not np.ndarray:
+        if not isinstance(key, str):
+            # Only plain values are shown: repr() of a forged NumPy object can crash.
+            shown = repr(key) if type(key) in (int, float, bytes) else "a key"
+            raise UnsafePickleError(
+                f"{path}: entry {shown} has a {type(key).__name__} key, expected "
+                "str -> numpy.ndarray"
+            )
+        if type(value) is not np.ndarray:
             raise UnsafePickleError(
                 f"{path}: entry {key!r} is a {type(value).__name__}, expected "
                 "str -> numpy.ndarray"
             )
         if value.dtype.hasobject:
             raise UnsafePickleError(f"{path}: entry {key!r} is an object array")
+        try:
+            _check_layout(value.dtype)
+        except UnsafePickleError as exc:
+            raise UnsafePickleError(f"{path}: entry {key!r}: {exc}") from None
     return dict(obj)

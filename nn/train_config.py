@@ -102,5 +102,8 @@ def _is_int(value) -> bool:
 
 
 def _check_positive_int(name: str, value) -> None:
-    if not _is_int(value) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    # Above 2**63 - 1 NumPy cannot even describe an array of that size.
+    if not _is_int(value) or not 1 <= value < 2**63:
+        raise ValueError(
+            f"{name} must be a positive integer below 2**63, got {value!r}"
+        )

@@ -27,8 +27,8 @@ from nn._interrupt import StopRequest
 from nn.checkpoint import (
     CHECKPOINT_NAME,
     Checkpoint,
-    CheckpointError,
     load_checkpoint,
+    resolve_path,
     save_checkpoint,
 )
 from nn.metrics import MetricsWriter
@@ -37,6 +37,7 @@ from nn.progress import ConsoleReporter
 from nn.train_config import TrainConfig
 from nn.train_data import as_labels, check_split, load_data
 from nn.train_record import EvalRecord, History, TrainResult
+from nn.train_state import restore, snapshot
 from nn.two_layer_net import TwoLayerNet
 
 __all__ = [
@@ -128,47 +129,25 @@ class Trainer:
         self.checkpoint_iteration = None
         self._resumed = checkpoint is not None
         if checkpoint is not None:
-            self._restore(checkpoint)
+            restore(self, checkpoint)
 
     @classmethod
     def resume(cls, checkpoint, train, test, *, iters=None, epochs=None, **kwargs):
         """A trainer that continues ``checkpoint`` (a path or a :class:`Checkpoint`).
 
         ``iters`` or ``epochs`` extend (or shorten) the run; every other
-        setting comes from the checkpoint. ``kwargs`` as for :class:`Trainer`.
+        setting comes from the checkpoint. ``kwargs`` as for :class:`Trainer`;
+        ``out_dir`` defaults to the checkpoint's folder when given a path.
         """
         ckpt = checkpoint
         if not isinstance(ckpt, Checkpoint):
             ckpt = load_checkpoint(checkpoint)
+            kwargs.setdefault("out_dir", resolve_path(checkpoint).parent)
         config = TrainConfig.from_dict(ckpt.config)
         if iters is not None or epochs is not None:
             config = replace(config, iters=iters or config.iters, epochs=epochs)
         kwargs.setdefault("dataset", ckpt.dataset)
         return cls(train, test, config, checkpoint=ckpt, **kwargs)
-
-    def _restore(self, ckpt: Checkpoint) -> None:
-        net = self.net
-        ckpt.check_params({k: tuple(v.shape) for k, v in net.params.items()})
-        if ckpt.iteration > self.total:
-            raise CheckpointError(
-                f"the checkpoint is at iteration {ckpt.iteration}, past the requested "
-                f"{self.total}; ask for more iterations"
-            )
-        for key, value in ckpt.params.items():
-            # In place: the layers hold references to these very arrays.
-            net.params[key][...] = self.backend.asarray(value, dtype=net.dtype)
-        try:
-            self.rng.bit_generator.state = ckpt.rng_state
-        except (ValueError, TypeError, KeyError) as exc:
-            raise CheckpointError(
-                f"checkpoint has an unusable RNG state: {exc}"
-            ) from None
-        self.optimizer.load_state_dict(ckpt.optimizer)
-        self.iteration = self.checkpoint_iteration = ckpt.iteration
-        self.elapsed = ckpt.elapsed
-        for name in vars(self.history):
-            saved = ckpt.history.get(name)
-            setattr(self.history, name, saved.tolist() if saved is not None else [])
 
     def describe(self) -> str:
         """One line: network, schedule, dtype and seed."""
@@ -375,18 +354,7 @@ class Trainer:
 
     def checkpoint(self) -> Checkpoint:
         """The run's state now, as host arrays (see :mod:`nn.checkpoint`)."""
-        config = replace(self.config, iters=self.total, epochs=None)
-        return Checkpoint(
-            params={k: self.backend.asnumpy(v) for k, v in self.net.params.items()},
-            iteration=self.iteration,
-            config=config.to_dict(),
-            optimizer=self.optimizer.state_dict(),
-            rng_state=self.rng.bit_generator.state,
-            dataset=self.dataset,
-            backend=self.backend.name,
-            elapsed=self.elapsed,
-            history={k: list(v) for k, v in vars(self.history).items()},
-        )
+        return snapshot(self)
 
     def _save_plots(self) -> None:
         if self.out_dir is not None:

@@ -83,10 +83,13 @@ def targets() -> dict[Path, Path]:
 
 
 def _write_atomic(path: Path, text: str) -> None:
+    # mkstemp creates the file 0600: give it the mode a plain open() would.
+    mode = path.stat().st_mode & 0o777 if path.exists() else 0o644
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
+        os.chmod(tmp, mode)
         os.replace(tmp, path)
     except BaseException:
         os.unlink(tmp)

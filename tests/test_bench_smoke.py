@@ -38,6 +38,11 @@ def _run(args: list[str], timeout: float = 240) -> subprocess.CompletedProcess:
     )
 
 
+def _shared_data() -> Path:
+    env = os.environ.get("XPNET_SHARED_DATA")
+    return Path(env) if env else ROOT.parent / "shared" / "data"
+
+
 def _explain(proc: subprocess.CompletedProcess) -> str:
     return f"exit {proc.returncode}\n{proc.stdout[-4000:]}\n{proc.stderr[-2000:]}"
 
@@ -56,7 +61,9 @@ def test_every_benchmark_body_runs_on_tiny_sizes():
 @pytest.mark.slow
 def test_run_py_writes_json_table_and_plot(tmp_path):
     subset = "book or numpy-f32 or numpy-float32 or numpy-backprop"
-    proc = _run(["bench/run.py", "--smoke", "--out", str(tmp_path), "--", "-k", subset])
+    # OPENBLAS_* settings of the machine stay as they are in tests and CI.
+    run = ["bench/run.py", "--smoke", "--keep-openblas-env", "--out", str(tmp_path)]
+    proc = _run([*run, "--", "-k", subset])
     assert proc.returncode == 0, _explain(proc)
     entries = json.loads((tmp_path / "pass-1.json").read_text())["benchmarks"]
     groups = {e["group"] for e in entries}
@@ -65,6 +72,9 @@ def test_run_py_writes_json_table_and_plot(tmp_path):
         info = e["extra_info"]
         assert info["smoke"] is True
         assert {"backend", "dtype", "threads", "versions", "blas", "size"} <= set(info)
+    if (_shared_data() / "fashion-mnist").is_dir():
+        assert any(e["extra_info"]["data"] == "fashion-mnist" for e in entries)
+    assert (tmp_path / "interleaved-1.json").is_file()
     table = (tmp_path / "bench.md").read_text()
     assert "1.00x (baseline)" in table and "`numpy-f32`" in table
     assert (tmp_path / "scaling.png").stat().st_size > 1000

@@ -302,17 +302,21 @@ def test_ctrl_c_saves_and_resume_finishes_identically(cli_env, fashion, tmp_path
 @pytest.mark.realdata
 @pytest.mark.parametrize(
     ("lr", "needle"),
-    [("10", "every hidden ReLU unit is dead"), ("1e20", "the loss is nan")],
+    [
+        pytest.param("10", "every hidden ReLU unit is dead", marks=pytest.mark.slow),
+        ("1e20", "the loss is nan"),
+    ],
 )
 def test_divergence_stops_and_keeps_last_good_checkpoint(
     cli_env, fashion, tmp_path, lr, needle
 ):
     out = tmp_path / "run"
-    proc = train("--lr", lr, "--iters", 400, "--eval-every", 100, "--seed", 1,
-                 "--device", "cpu", "--out", out, env=cli_env, data=fashion)  # fmt: skip
+    # lr 10: all 50 ReLUs are dead by iteration 500 (measured with seed 1).
+    args = ["--lr", lr, "--iters", 1200, "--eval-every", 100, "--seed", 1]
+    proc = train(*args, "--device", "cpu", "--out", out, env=cli_env, data=fashion)
     assert_one_line_error(proc, 1, "training diverged", needle, "--lr")
     ckpt = load_checkpoint(out)
-    assert ckpt.iteration < 400
+    assert ckpt.iteration < 1200
     assert all(np.isfinite(v).all() for v in ckpt.params.values())
     assert f"(iteration {ckpt.iteration})" in proc.stderr
 
@@ -330,16 +334,33 @@ def test_numerical_gradient_runs(cli_env, fashion, tmp_path):
 @pytest.mark.realdata
 @pytest.mark.slow
 def test_default_run_converges(cli_env, fashion, tmp_path):
-    """The book's default run (784-50-10, 10000 x batch 100, lr 0.1) on Fashion-MNIST.
-
-    Evaluating less often does not change the trajectory (evaluations draw no
-    random numbers), so this is exactly the default run's final state.
-    Measured: test accuracy 0.869 with seed 0.
+    """The book's default configuration (784-50-10 ReLU, batch 100, lr 0.1,
+    float32, --device auto) on Fashion-MNIST, cut to 4000 of its 10000 steps
+    to keep the suite fast. Measured with seed 0: test accuracy 0.859 here
+    (numpy 0.8594, numba 0.8602), 0.869 after the full 10000 steps.
+    Evaluating less often leaves the trajectory unchanged (evaluations draw no
+    random numbers).
     """
     out = tmp_path / "run"
-    proc = train("--seed", 0, "--eval-every", 5000, "--quiet", "--out", out,
-                 env=cli_env, data=fashion, timeout=300)  # fmt: skip
+    proc = train("--seed", 0, "--iters", 4000, "--eval-every", 5000, "--quiet",
+                 "--out", out, env=cli_env, data=fashion, timeout=300)  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     m = read_metrics(out / METRICS_NAME)
-    assert m.eval_iteration[-1] == 10000
-    assert m.test_acc[-1] >= 0.85 and m.train_acc[-1] >= 0.87
+    assert m.eval_iteration == [0, 4000]
+    assert m.test_acc[0] < 0.2
+    assert m.test_acc[-1] >= 0.845 and m.train_acc[-1] >= 0.86
+
+
+@pytest.mark.realdata
+def test_batch_size_comparison_example(cli_env, fashion, tmp_path):
+    png = tmp_path / "cmp.png"
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "batch_size_comparison.py"),
+         "--iters", "60", "--device", "cpu", "--dataset", "fashion-mnist",
+         "--data-dir", str(fashion), "--out", str(png)],
+        env=cli_env, cwd=ROOT, capture_output=True, text=True, timeout=180,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("batch")]
+    assert [line.split(":")[0].split()[-1] for line in lines] == ["10", "100"]
+    assert png.read_bytes()[:8] == PNG_MAGIC

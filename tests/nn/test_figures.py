@@ -222,3 +222,11 @@ def test_time_bars_sorts_and_annotates_speedups():
 def test_bad_input_is_a_clear_error(call, match):
     with pytest.raises(ValueError, match=match):
         call()
+
+
+def test_importing_figures_does_not_import_matplotlib():
+    code = "import sys, nn.figures; print('matplotlib' in sys.modules)"
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert out.stdout.strip() == "False"

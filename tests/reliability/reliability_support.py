@@ -6,6 +6,7 @@ import gzip
 import hashlib
 import math
 import os
+import re
 import struct
 import subprocess
 import sys
@@ -13,6 +14,7 @@ import zlib
 from pathlib import Path
 
 import numpy as np
+from hypothesis import HealthCheck
 
 ROOT = Path(__file__).resolve().parents[2]
 TRAIN_PY = ROOT / "train.py"
@@ -28,6 +30,13 @@ IDX_TYPES = {
     0x0E: ">f8",
 }
 CODE_OF = {np.dtype(v).str.lstrip("<>|="): k for k, v in IDX_TYPES.items()}
+#: Hypothesis settings of every fuzz test: deterministic, no deadline, no database.
+FUZZ_SETTINGS = dict(
+    derandomize=True,
+    deadline=None,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 #: Environment variables the library reads; the tests start from none of them.
 LIBRARY_ENV = ("XPNET_DATA_DIR", "XPNET_MNIST_MIRROR", "XPNET_BACKEND")
 
@@ -128,3 +137,96 @@ def reference_parse(raw: bytes):
     if len(raw) != 4 + 4 * ndim + dtype.itemsize * math.prod(shape):
         return None
     return np.frombuffer(raw, dtype, offset=4 + 4 * ndim).reshape(shape)
+
+
+def touch_marker(path: str) -> None:
+    """Create ``path``: the payload of the hostile pickles that name this helper."""
+    Path(path).touch()
+
+
+def fault_points(plan: dict, events: dict, seed: int) -> list[tuple[str, int]]:
+    """(kind, k) fault points: ``plan[kind]`` of each kind, one drawn at random
+    in each equal slice of that kind's ``events[kind]`` events."""
+    rng = np.random.default_rng(seed)
+    points = []
+    for kind, count in plan.items():
+        for i, offset in enumerate(rng.random(count)):
+            points.append((kind, 1 + int((i + offset) / count * (events[kind] - 1))))
+    return points
+
+
+#: Files a run directory may hold after a fault: the run's own files, and the
+#: hidden temporary file of an atomic write that a SIGKILL cut short (never
+#: read by anything, replaced by the next write).
+RUN_FILES = {"checkpoint.npz", "metrics.csv", "loss.png", "accuracy.png"}
+TEMP_FILE = re.compile(r"^\.(checkpoint\.npz|metrics\.csv)\.[^/]+\.tmp$")
+
+
+def check_faulted_run(out: Path, reference: dict) -> tuple[int | None, list[str]]:
+    """Assert that a run cut short left only trustworthy files.
+
+    The checkpoint, if any, loads and holds finite weights of the right
+    shapes at an evaluation iteration; every complete metrics row equals the
+    uninterrupted run's row. -> (checkpoint iteration or None, temp files).
+    """
+    from nn.checkpoint import CHECKPOINT_NAME, load_checkpoint
+    from nn.metrics import METRICS_NAME, read_metrics
+
+    if not out.exists():
+        return None, []
+    names = sorted(p.name for p in out.iterdir())
+    temps = [n for n in names if TEMP_FILE.match(n)]
+    assert set(names) - set(temps) <= RUN_FILES, names
+    iteration = None
+    if (out / CHECKPOINT_NAME).exists():
+        ckpt = load_checkpoint(out)
+        iteration = ckpt.iteration
+        ref_eval = reference["metrics"].eval_iteration
+        assert iteration in ref_eval, (iteration, ref_eval)
+        for key, value in reference["params"].items():
+            assert ckpt.params[key].shape == value.shape
+            assert np.isfinite(ckpt.params[key]).all()
+    if (out / METRICS_NAME).exists():
+        assert_rows_match(read_metrics(out / METRICS_NAME), reference["metrics"])
+    return iteration, temps
+
+
+def assert_rows_match(got, ref, complete: bool = False) -> None:
+    """Every row of metrics ``got`` equals the reference's row of its iteration.
+
+    ``complete``: also every reference row is present, exactly once.
+    """
+    ref_loss = dict(zip(ref.iteration, ref.loss, strict=True))
+    for it, loss in zip(got.iteration, got.loss, strict=True):
+        assert ref_loss[it] == loss, (it, loss, ref_loss[it])
+    ref_eval = {
+        it: (a, b)
+        for it, a, b in zip(
+            ref.eval_iteration, ref.train_acc, ref.test_acc, strict=True
+        )
+    }
+    for it, a, b in zip(got.eval_iteration, got.train_acc, got.test_acc, strict=True):
+        assert ref_eval[it] == (a, b), it
+    if complete:
+        assert got.iteration == ref.iteration
+        assert got.eval_iteration == ref.eval_iteration
+
+
+def finish_and_compare(out: Path, data_dir: Path, cache: Path, reference: dict):
+    """Resume the run in ``out`` (or start it over if it has no checkpoint) and
+    assert that it ends exactly as the uninterrupted reference run."""
+    from nn.checkpoint import CHECKPOINT_NAME, load_checkpoint
+    from nn.metrics import METRICS_NAME, read_metrics
+
+    env = child_env(cache, XPNET_FAULT_NO_PLOTS="1")
+    if (out / CHECKPOINT_NAME).exists():
+        args = ["--device", "numpy", "--data-dir", data_dir, "--resume", out, "--quiet"]
+    else:
+        args = tiny_train_args(data_dir, out)
+    proc = run_train(*args, env=env, faults=True)
+    assert proc.returncode == 0, proc.stderr
+    final = load_checkpoint(out)
+    assert final.iteration == reference["iteration"]
+    for key, value in reference["params"].items():
+        np.testing.assert_array_equal(final.params[key], value, err_msg=key)
+    assert_rows_match(read_metrics(out / METRICS_NAME), reference["metrics"], True)

@@ -19,9 +19,9 @@ import tracemalloc
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, example, given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
-from reliability_support import IDX_TYPES, reference_parse
+from reliability_support import FUZZ_SETTINGS, IDX_TYPES, reference_parse
 
 from nn.idx import IdxFormatError, read_idx
 
@@ -32,13 +32,6 @@ ABSURD_EXAMPLES = 100
 #: Most bytes ``read_idx`` may allocate while refusing an absurd header.
 ABSURD_PEAK_BYTES = 1 << 20
 ABSURD_SECONDS = 1.0
-
-SETTINGS = dict(
-    derandomize=True,
-    deadline=None,
-    database=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-)
 
 
 @st.composite
@@ -81,7 +74,9 @@ def damaged_idx(draw):
         raw = raw[:3] + bytes([draw(st.integers(0, 255))]) + raw[4:]
     elif damage == "random":
         raw = draw(st.binary(max_size=64))
-    compression = draw(st.sampled_from(["plain", "gzip", "gz-cut", "gz-flip", "gz+junk"]))
+    compression = draw(
+        st.sampled_from(["plain", "gzip", "gz-cut", "gz-flip", "gz+junk"])
+    )
     if compression == "plain":
         return raw
     packed = gzip.compress(raw, mtime=0)
@@ -117,7 +112,7 @@ def check_read(path, raw: bytes) -> None:
 def test_damaged_idx_files_load_exactly_or_raise_idx_format_error(tmp_path):
     seen = {"valid": 0, "invalid": 0}
 
-    @settings(max_examples=IDX_EXAMPLES, **SETTINGS)
+    @settings(max_examples=IDX_EXAMPLES, **FUZZ_SETTINGS)
     @given(raw=damaged_idx())
     @example(raw=b"")
     @example(raw=b"\x1f\x8b")
@@ -152,7 +147,7 @@ def test_absurd_declared_sizes_fail_fast_without_allocating(tmp_path):
     seen = []
     mnist_2_31 = struct.pack(">HBBIII", 0, 8, 3, 2**31, 28, 28) + bytes(784)
 
-    @settings(max_examples=ABSURD_EXAMPLES, **SETTINGS)
+    @settings(max_examples=ABSURD_EXAMPLES, **FUZZ_SETTINGS)
     @given(raw=absurd_headers())
     @example(raw=mnist_2_31)
     @example(raw=gzip.compress(mnist_2_31))

@@ -1,0 +1,121 @@
+"""SIGKILL during training never costs more than the steps since the last checkpoint.
+
+Short real runs (Fashion-MNIST cut to 300 images, hidden size 8, 60 steps,
+a checkpoint every 5) are killed with SIGKILL, either at a chosen file-system
+event (fault_runner.py: in the middle of a checkpoint's bytes, just before
+its rename, in a metrics append, ...) or after a random delay. Each time the
+run directory holds only a loadable checkpoint, a metrics file whose rows
+all equal the uninterrupted run's, and at most a hidden temporary file; and
+``--resume`` finishes with bit-for-bit the uninterrupted run's final weights
+and exactly its metrics rows.
+"""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import time
+
+import numpy as np
+import pytest
+from reliability_support import (
+    assert_rows_match,
+    check_faulted_run,
+    child_env,
+    fault_points,
+    finish_and_compare,
+    run_train,
+    tiny_train_args,
+    train_command,
+)
+
+from nn.checkpoint import CHECKPOINT_NAME, load_checkpoint
+from nn.metrics import METRICS_NAME, read_metrics
+
+#: Runs killed at a chosen file-system event, by kind of event (see fault_runner).
+KILL_PLAN = {"file-write": 4, "os.write": 2, "fsync": 2, "replace": 2}
+KILL_POINTS = sum(KILL_PLAN.values())
+#: Runs killed after a random delay (README table).
+RANDOM_KILLS = 6
+KILLED_RUNS = KILL_POINTS + RANDOM_KILLS
+#: Damage done to metrics.csv before a resume (README table).
+METRICS_DAMAGE = ["random bytes", "cut mid-row"]
+SEED = 20261122
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("index", range(KILL_POINTS))
+def test_kill_at_a_file_event_then_resume(index, tiny_data, reference_run, tmp_path):
+    kind, event = fault_points(KILL_PLAN, reference_run["events"], SEED)[index]
+    out = tmp_path / "run"
+    env = child_env(
+        tmp_path / "cache",
+        XPNET_FAULT_NO_PLOTS="1",
+        XPNET_FAULT="kill",
+        XPNET_FAULT_KIND=kind,
+        XPNET_FAULT_AT=str(event),
+    )
+    proc = subprocess.run(
+        train_command(*tiny_train_args(tiny_data, out), faults=True),
+        env=env,
+        capture_output=True,
+        timeout=60,
+    )
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    check_faulted_run(out, reference_run)
+    finish_and_compare(out, tiny_data, tmp_path / "cache", reference_run)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_kill_at_random_moments_then_resume(tiny_data, reference_run, tmp_path):
+    rng = np.random.default_rng(SEED)
+    killed = []
+    for i in range(RANDOM_KILLS):
+        out, cache = tmp_path / f"run{i}", tmp_path / f"cache{i}"
+        env = child_env(cache, XPNET_FAULT_NO_PLOTS="1")
+        proc = subprocess.Popen(
+            train_command(*tiny_train_args(tiny_data, out), faults=True),
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 60
+        # Kill after the first checkpoint, at a random point of the training.
+        while not (out / CHECKPOINT_NAME).exists() and proc.poll() is None:
+            assert time.monotonic() < deadline, "the run never wrote a checkpoint"
+            time.sleep(0.002)
+        time.sleep(rng.uniform(0, 0.5 * reference_run["seconds"]))
+        proc.send_signal(signal.SIGKILL)
+        killed.append(proc.wait(timeout=60) == -signal.SIGKILL)
+        check_faulted_run(out, reference_run)
+        finish_and_compare(out, tiny_data, cache, reference_run)
+    # Most kills must land while the run is still going, or nothing was tested.
+    assert sum(killed) >= RANDOM_KILLS // 2, killed
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("damage", METRICS_DAMAGE)
+def test_resume_survives_a_damaged_metrics_file(
+    damage, tiny_data, reference_run, tmp_path
+):
+    out, cache = tmp_path / "run", tmp_path / "cache"
+    env = child_env(cache, XPNET_FAULT_NO_PLOTS="1")
+    first = run_train(*tiny_train_args(tiny_data, out, iters=30), env=env, faults=True)
+    assert first.returncode == 0, first.stderr
+    metrics = out / METRICS_NAME
+    if damage == "random bytes":
+        metrics.write_bytes(np.random.default_rng(SEED).bytes(3000))
+    else:
+        metrics.write_bytes(metrics.read_bytes()[:-7])
+    args = ["--device", "numpy", "--data-dir", tiny_data, "--resume", out]
+    proc = run_train(*args, "--iters", "60", "--quiet", env=env, faults=True)
+    assert proc.returncode == 0, proc.stderr
+    final = load_checkpoint(out)
+    for key, value in reference_run["params"].items():
+        np.testing.assert_array_equal(final.params[key], value, err_msg=key)
+    rows = read_metrics(metrics)
+    assert rows.iteration[-30:] == list(range(31, 61))
+    assert_rows_match(rows, reference_run["metrics"])
