@@ -20,8 +20,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from torch_reference import import_torch
 
-import backend as B
+# PyTorch's OpenMP runtime reads OMP_WAIT_POLICY once, when it loads, and
+# ``import backend`` sets it to PASSIVE for Numba's sake. Load PyTorch (when
+# installed) first, so that its rows run as they would for a PyTorch user.
+import_torch()
+
+import backend as B  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 BACKEND_NAMES = ("numpy", "numba", "cupy")
@@ -237,12 +243,21 @@ def thread_counts(backend_name: str | None = None, torch_module=None) -> dict:
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMBA_NUM_THREADS"):
         if var in os.environ:
             out[var] = os.environ[var]
+    if "OMP_WAIT_POLICY" in os.environ:
+        out["OMP_WAIT_POLICY"] = os.environ["OMP_WAIT_POLICY"]
     if backend_name == "numba" or "numba" in sys.modules:
         import numba
 
         out["numba"] = numba.get_num_threads()
+        try:
+            out["numba_layer"] = numba.threading_layer()
+        except ValueError:  # no parallel region has run yet
+            pass
     if torch_module is not None:
+        import torch_reference
+
         out["torch"] = torch_module.get_num_threads()
+        out["torch_omp_wait_policy"] = torch_reference.OMP_WAIT_POLICY_AT_LOAD
     return out
 
 

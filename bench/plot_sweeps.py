@@ -27,6 +27,17 @@ def _axes_of_group(rows: list[dict]) -> tuple[list[str], bool]:
     return sorted(k for k, vals in numeric.items() if len(vals) >= 2), True
 
 
+#: Values a grid sweep holds the other axis at, when present: the book's.
+BOOK_VALUES = {"batch": 100, "batch_size": 100, "hidden": 50, "hidden_size": 50}
+
+
+def _held_value(rows: list[dict], key: str):
+    values = Counter(r["params"].get(key) for r in rows)
+    if BOOK_VALUES.get(key) in values:
+        return BOOK_VALUES[key]
+    return values.most_common(1)[0][0]
+
+
 def _value(row: dict, axis: str):
     return row["info"].get(axis, row["params"].get(axis))
 
@@ -51,17 +62,16 @@ def sweep_series(summary: dict) -> dict:
                 and isinstance(v, int)
                 and not isinstance(v, bool)
             }
-            mode = {
-                k: Counter(r["params"].get(k) for r in rows).most_common(1)[0][0]
-                for k in others
-            }
+            mode = {k: _held_value(rows, k) for k in others}
             series = defaultdict(list)
             for r in rows:
                 x = _value(r, axis)
                 if x is None or any(r["params"].get(k) != v for k, v in mode.items()):
                     continue
                 op = r["info"].get("op")
-                label = f"{r['variant']} {op}" if op else r["variant"]
+                # Estimated and measured points of one variant form one line.
+                variant = r["variant"].removesuffix("-estimate")
+                label = f"{variant} {op}" if op else variant
                 series[label].append((x, r["median"]))
             series = {k: sorted(v) for k, v in series.items() if len(v) >= 2}
             if series:

@@ -90,6 +90,14 @@ def row_key(entry: dict) -> tuple[str, str, str]:
     return entry.get("group") or "ungrouped", str(variant), size
 
 
+def seconds(entry: dict) -> float:
+    """The entry's time: its median, or the cost a benchmark estimated from it
+    (``extra_info["estimated_seconds"]``, e.g. a loop too long to run in full)."""
+    info = entry.get("extra_info") or {}
+    est = info.get("estimated_seconds")
+    return float(est) if est is not None else entry["stats"]["median"]
+
+
 def _ratios_in_pass(entries: list[dict], role) -> dict:
     """Per test: its median / the median of the test of the same group and size
     whose extra_info has ``role``."""
@@ -97,13 +105,13 @@ def _ratios_in_pass(entries: list[dict], role) -> dict:
     for e in entries:
         if role(e.get("extra_info") or {}):
             group, _, size = row_key(e)
-            refs[(group, size)] = e["stats"]["median"]
+            refs[(group, size)] = seconds(e)
     out = {}
     for e in entries:
         group, _, size = row_key(e)
         ref = refs.get((group, size))
         if ref:
-            out[e["fullname"]] = e["stats"]["median"] / ref
+            out[e["fullname"]] = seconds(e) / ref
     return out
 
 
@@ -127,7 +135,7 @@ def summarize(passes: list[list[dict]]) -> dict:
             name = e["fullname"]
             r = rows[name]
             st = e["stats"]
-            r["medians"].append(st["median"])
+            r["medians"].append(seconds(e))
             r["iqr"].append(st["iqr"] / st["median"] if st["median"] else 0.0)
             r["rounds"] += st["rounds"]
             r["key"] = row_key(e)
@@ -204,10 +212,13 @@ def markdown(summary: dict) -> str:
             base = _fmt_ratio(r["vs_base"])
             if r["info"].get("baseline"):
                 base = "1.00x (baseline)"
+            time_cell = f"**{fmt_time(r['median'])}**"
+            if "estimated_seconds" in r["info"]:
+                time_cell = f"~{fmt_time(r['median'])} (estimated)"
             cells = [
                 f"`{variant}`",
                 size,
-                f"**{fmt_time(r['median'])}**",
+                time_cell,
                 f"{100 * r['iqr']:.0f}%",
                 f"{100 * r['pass_range']:.0f}% ({r['passes']})",
                 base,

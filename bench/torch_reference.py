@@ -9,9 +9,17 @@ weights, zero biases) so the work per step is the same.
 
 from __future__ import annotations
 
+import os
+
+#: OMP_WAIT_POLICY as PyTorch's OpenMP runtime saw it when it loaded.
+OMP_WAIT_POLICY_AT_LOAD: str | None = None
+
 
 def import_torch():
     """The ``torch`` module, or None when PyTorch is not installed."""
+    global OMP_WAIT_POLICY_AT_LOAD
+    if "torch" not in __import__("sys").modules:
+        OMP_WAIT_POLICY_AT_LOAD = os.environ.get("OMP_WAIT_POLICY")
     try:
         import torch
     except ImportError:

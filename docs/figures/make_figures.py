@@ -84,7 +84,7 @@ def main(argv=None) -> int:
         return 2
     try:
         for path in make(args):
-            print(f"{path.relative_to(HERE.parent.parent)}")
+            print(path)
     except (OSError, ValueError, RuntimeError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -26,6 +26,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from IPython.display import display
 
 import backend as B
 import nn
@@ -265,3 +266,15 @@ for label, seconds in sorted(gradient_times.items(), key=lambda kv: -kv[1]):
 for name, seconds in step_times.items():
     print(f"SGD step {name:<22} {seconds * 1e3:10.3f} ms")
 figures.time_bars(gradient_times, title="one gradient, 784-50-10, batch 100, float64")
+
+# %% [markdown]
+# The benchmark suite measures these carefully (the full textbook loop, several
+# rounds, interleaved variants): `python bench/run.py` writes
+# `runs/bench/pass-1.json`, and the same chart reads it.
+
+# %%
+BENCH_JSON = Path(os.environ.get("XPNET_BENCH_JSON", "../runs/bench/pass-1.json"))
+if BENCH_JSON.is_file():
+    display(figures.time_bars(BENCH_JSON, title=f"bench/ results: {BENCH_JSON}"))
+else:
+    print(f"no benchmark results at {BENCH_JSON}; run python bench/run.py")

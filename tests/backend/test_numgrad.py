@@ -32,7 +32,7 @@ def _net(backend, sizes, activation, dtype="float64", seed=0):
         rng=seed,
     )
     rng = np.random.default_rng(seed + 1)
-    for key, p in net.params.items():
+    for p in net.params.values():
         p[...] = backend.asarray(
             B.to_numpy(p) + 0.1 * rng.standard_normal(p.shape), dtype=p.dtype
         )
@@ -44,7 +44,7 @@ def _inputs(backend, n, d, zeros, seed=0):
     ``zeros`` "none": no zero anywhere, "some": 60% zeros plus an all-zero
     pixel column and an all-zero sample."""
     rng = np.random.default_rng(seed)
-    x = np.round(rng.uniform(0.05, 1.0, (n, d)) * 8) / 8
+    x = np.ceil(rng.uniform(0.01, 1.0, (n, d)) * 8) / 8
     if zeros == "some":
         x[rng.random((n, d)) < 0.6] = 0
         x[:, 0] = 0

@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -230,3 +231,21 @@ def test_importing_figures_does_not_import_matplotlib():
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     )
     assert out.stdout.strip() == "False"
+
+
+def test_make_figures_script_writes_the_readme_figures(shared_data, tmp_path):
+    import importlib.util
+
+    script = (
+        Path(__file__).resolve().parents[2] / "docs" / "figures" / "make_figures.py"
+    )
+    spec = importlib.util.spec_from_file_location("make_figures", script)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    bench = tmp_path / "bench.json"
+    bench.write_text(json.dumps(_bench_json([("loop", 17.0, "a"), ("fast", 0.1, "a")])))
+    args = ["--data-dir", str(shared_data), "--bench-json", str(bench)]
+    assert module.main(args + ["--out", str(tmp_path)]) == 0
+    pngs = sorted(p.stem for p in tmp_path.glob("*.png"))
+    assert pngs == sorted(module.NAMES)
+    assert all(p.read_bytes()[:8] == PNG_MAGIC for p in tmp_path.glob("*.png"))

@@ -32,6 +32,7 @@ def rows() -> list[tuple[str, int, str]]:
     import test_kill_resume as kill
     import test_loader_fuzz as loader
     import test_numerics_edge as numerics
+    import test_resume_fuzz as resume
 
     return [
         (
@@ -70,13 +71,22 @@ def rows() -> list[tuple[str, int, str]]:
             "spare)",
         ),
         (
-            "`train.py` with bad arguments (unknown device, sizes of 0 or less, "
-            "learning rates that are not positive numbers, ...), a bad `--out`, "
-            "`--resume` of truncated, foreign, other-shape or newer-version "
-            "checkpoints, missing or corrupt data, no network",
+            "`train.py` with bad arguments (unknown device, sizes of 0 or less "
+            "or of 10^12 and 2^63, learning rates that are not positive numbers, "
+            "...), a bad `--out`, `--resume` of truncated, foreign, other-shape, "
+            "newer-version or 8-TiB-declaring checkpoints, missing or corrupt "
+            "data, no network",
             cli.CLI_CASES,
             "one `train.py: error:` line, exit code 2 (usage) or 1 (cannot run), "
-            "every file in the workspace unchanged",
+            "every existing file unchanged",
+        ),
+        (
+            "`train.py --resume` of checkpoints whose JSON record Hypothesis "
+            "tampered with (a field deleted or given another type, a negative, "
+            "huge, NaN or infinite value)",
+            resume.RESUME_EXAMPLES,
+            "each resumed to the end or stopped with one `train.py: error:` "
+            "line and exit code 1 or 2",
         ),
         (
             "Numerics: NaN and inf inputs, huge and -inf scores, all-zero "

@@ -2,7 +2,7 @@
 
 Each example takes a finished 20-iteration run, deletes one field of the
 checkpoint's ``meta`` record or gives it another JSON value (wrong types,
-negative or huge numbers, strings, lists, nulls), and resumes it for 40
+negative or huge numbers, strings, lists, nulls), and resumes it to 25
 iterations in-process. The CLI must either finish (exit 0) or stop with one
 ``train.py: error:`` line and exit code 1 or 2; an uncaught exception, a
 traceback or a second line fails the test.
@@ -126,7 +126,7 @@ def test_tampered_checkpoint_resumes_or_fails_in_one_line(
         rewrite_meta(run / CHECKPOINT_NAME, lambda m: tamper(m, field, value, delete))
         argv = ["--device", "numpy", "--data-dir", str(tiny_data), "--quiet"]
         try:
-            code = train.main([*argv, "--resume", str(run), "--iters", "40"])
+            code = train.main([*argv, "--resume", str(run), "--iters", "25"])
         except SystemExit as exc:
             code = exc.code
         finally:
