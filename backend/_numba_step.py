@@ -18,10 +18,14 @@ kernel takes the dense loops, so that NaN spreads exactly as ``0 * inf``
 does in the dense products. Every sum over the batch runs in row order inside
 one task, so results do not depend on the number of threads.
 
-Performance notes: the loop bodies live in plain ``@njit`` helpers called
-from ``prange`` (the parallel lowering would otherwise lose the arrays'
-contiguity and with it SIMD); column indices are unsigned so that indexing
-needs no wrap-around test, which also blocks SIMD.
+Precision: the per-row losses are summed in float64. The other sums stay in
+the params' dtype, like BLAS's; ``x @ W1`` adds its products in groups of four
+before they reach the accumulator.
+
+Performance notes: the loop bodies live in small ``@njit`` helpers called
+from ``prange``. Column indices are unsigned: Numba's wrap-around test for a
+possibly negative index stops LLVM from vectorising the H-wide inner loops.
+Scratch arrays come from :func:`workspace` and are reused across calls.
 """
 
 from __future__ import annotations

@@ -41,7 +41,7 @@ class Batch:
     row has at most one non-zero entry, else None.
     """
 
-    def __init__(self, xp, params, x, t, activation, act):
+    def __init__(self, xp, params, x, t, activation, act, matmul=None):
         self.xp = xp
         f64 = xp.float64
         self.W1 = xp.asarray(params["W1"], dtype=f64)
@@ -61,9 +61,10 @@ class Batch:
             )
         self.activation = activation
         self.act = act
-        self.a1 = self.x @ self.W1 + self.b1
+        matmul = matmul or xp.matmul
+        self.a1 = matmul(self.x, self.W1) + self.b1
         self.z1 = act(self.a1)
-        self.a2 = self.z1 @ self.W2 + self.b2
+        self.a2 = matmul(self.z1, self.W2) + self.b2
         self.target, self.labels, self.label_weight = _targets(xp, t, n, c)
 
     @property

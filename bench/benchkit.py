@@ -288,6 +288,8 @@ def record(
     }
     info["versions"] = versions()
     info["machine"] = f"{platform.machine()}, {os.cpu_count()} cores"
+    # Other processes on the machine: runnable tasks averaged over 1 minute.
+    info["loadavg_1min"] = round(os.getloadavg()[0], 2)
 
 
 #: Seconds to pause before warming up, so that the worker threads of the

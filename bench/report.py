@@ -43,6 +43,8 @@ GROUP_TITLES = {
     "train-1000": "1000 training iterations (batch gather + step, no evaluation)",
     "train-ch5": "Chapter 5's run (full size: 10,000 iterations, 17 evaluations)",
     "gradients": "Gradients of TwoLayerNet (float64)",
+    "numgrad-scaling": "How a gradient's cost grows with hidden and batch size "
+    "(float64; loop calls too long to run are estimated from two loss evaluations)",
     "kernels-matmul": "matmul at the step's shapes (ratio: to the NumPy backend)",
     "kernels-softmax": "softmax (ratio: to the NumPy backend)",
 }
@@ -188,7 +190,8 @@ def _group_sort_key(group: str):
 def _row_sort_key(item):
     size, _variant, row = item
     info = row["info"]
-    return (str(info.get("op", "")), info.get("batch_size", 0), size, row["median"])
+    numbers = (info.get("batch_size", 0), info.get("hidden_size", 0))
+    return (str(info.get("op", "")), *numbers, size, row["median"])
 
 
 def markdown(summary: dict) -> str:
@@ -236,11 +239,12 @@ def environment(passes: list[list[dict]], paths: list[Path]) -> str:
     first = next(e for entries in passes for e in entries)
     info = first.get("extra_info") or {}
     blas = info.get("blas") or []
-    blas_s = ", ".join(
-        f"{b.get('internal_api')} {b.get('architecture', '')} x{b.get('num_threads')}"
+    pools = (
+        f"{b.get('internal_api')} {b.get('architecture') or ''} x{b.get('num_threads')}"
         for b in blas
         if "internal_api" in b
     )
+    blas_s = ", ".join(dict.fromkeys(" ".join(p.split()) for p in pools))
     versions = ", ".join(f"{k} {v}" for k, v in (info.get("versions") or {}).items())
     env = info.get("openblas_env") or {}
     coretype = env.get("OPENBLAS_CORETYPE") or "unset"
@@ -251,6 +255,18 @@ def environment(passes: list[list[dict]], paths: list[Path]) -> str:
         (e.get("extra_info") or {}).get("backend") == "cupy" for p in passes for e in p
     )
     gpu = "CuPy rows measured" if on_gpu else "no GPU (CuPy rows skipped)"
+    loads = [
+        e["extra_info"]["loadavg_1min"]
+        for p in passes
+        for e in p
+        if "loadavg_1min" in (e.get("extra_info") or {})
+    ]
+    load = (
+        f"- load average (1 min) while measuring: median "
+        f"{statistics.median(loads):.1f}, max {max(loads):.1f}"
+        if loads
+        else "- load average: not recorded"
+    )
     machine = info.get("machine", "?")
     return "\n".join(
         [
@@ -258,6 +274,7 @@ def environment(passes: list[list[dict]], paths: list[Path]) -> str:
             f"- libraries: {versions}",
             f"- BLAS: {blas_s or 'unknown'}; OPENBLAS_CORETYPE {coretype}",
             f"- data: {'; '.join(s for s in sources if s)}",
+            load,
             f"- smoke mode: {info.get('smoke', False)}",
         ]
     )

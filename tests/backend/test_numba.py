@@ -177,6 +177,29 @@ def test_fused_step_skips_only_exact_zeros_and_keeps_nan_semantics():
         )
 
 
+def test_fused_step_does_not_depend_on_thread_count():
+    numba = pytest.importorskip("numba")
+    if numba.config.NUMBA_NUM_THREADS < 2:
+        pytest.skip("needs NUMBA_NUM_THREADS >= 2 to compare thread counts")
+    rng = np.random.default_rng(5)
+    x = _sparse_images(rng, 100, 784, "float32")
+    t = rng.integers(0, 10, 100)
+    results = []
+    previous = numba.get_num_threads()
+    try:
+        for threads in (1, numba.config.NUMBA_NUM_THREADS):
+            numba.set_num_threads(threads)
+            net = TwoLayerNet(784, 50, 10, dtype="float32", backend="numba", rng=0)
+            loss = net.train_step(x, t, SGD(0.1))
+            results.append((loss, net.params))
+    finally:
+        numba.set_num_threads(previous)
+    for loss, params in results[1:]:
+        np.testing.assert_array_equal(loss, results[0][0])
+        for key in params:  # bit-for-bit: every sum runs in one fixed order
+            np.testing.assert_array_equal(params[key], results[0][1][key])
+
+
 def test_fused_step_rejects_bad_input():
     net = TwoLayerNet(4, 3, 2, backend="numba", rng=0)
     step = net.backend.two_layer_sgd_step

@@ -64,6 +64,10 @@ def unicode(text: str) -> bytes:
     return b"X" + struct.pack("<I", len(data)) + data
 
 
+def cat(*parts: bytes) -> bytes:
+    return b"".join(parts)
+
+
 def global_op(module: str, name: str) -> bytes:
     return b"c" + module.encode() + b"\n" + name.encode() + b"\n"
 
@@ -92,15 +96,7 @@ def call(route: str, target: Target, args: bytes, ext_code: int = 0) -> bytes:
     if route == "STACK_GLOBAL+REDUCE":
         return stack_global(target.module, target.name) + args + b"R"
     if route == "INST":
-        return (
-            b"("
-            + items
-            + b"i"
-            + target.module.encode()
-            + b"\n"
-            + target.name.encode()
-            + b"\n"
-        )
+        return cat(b"(", items, b"i", global_op(target.module, target.name)[1:])
     if route == "OBJ":
         return b"(" + global_op(target.module, target.name) + items + b"o"
     if route == "NEWOBJ":
@@ -152,101 +148,87 @@ def ext_registrations() -> list[tuple[str, str, int]]:
 
 def nested_cases(paths: dict) -> dict[str, bytes]:
     """Forbidden calls hidden inside allowed callables and containers."""
-    system = call(
-        "GLOBAL+REDUCE",
-        TARGETS["os.system"],
-        args_tuple((fill("touch {marker}", paths),)),
-    )
-    getattr_chain = (
-        global_op("builtins", "getattr")
-        + b"("
-        + global_op("builtins", "__import__")
-        + args_tuple(("os",))
-        + b"R"
-        + unicode("system")
-        + b"tR"
-        + args_tuple((fill("touch {marker}", paths),))
-        + b"R"
+    touch = args_tuple((fill("touch {marker}", paths),))
+    system = call("GLOBAL+REDUCE", TARGETS["os.system"], touch)
+    import_os = cat(global_op("builtins", "__import__"), args_tuple(("os",)), b"R")
+    getattr_chain = cat(
+        global_op("builtins", "getattr"), b"(", import_os, unicode("system"), b"tR"
     )
     inner = b"\x80\x02" + system + b"."
-    loads = global_op("pickle", "loads") + b"(C" + bytes([len(inner)]) + inner + b"tR"
-    ordered = (
-        global_op("collections", "OrderedDict")
-        + b"(]"
-        + b"("
-        + b"("
-        + unicode("W1")
-        + system
-        + b"te"
-        + b"tR"
-    )
-    dtype_of_call = global_op("numpy", "dtype") + b"(" + system + b"tR"
-    reconstruct_sub = (
-        global_op("numpy.core.multiarray", "_reconstruct")
-        + b"("
-        + global_op("numpy", "matrix")
-        + b"(K\x00t"
-        + unicode("b")
-        + b"tR"
+    loads = cat(global_op("pickle", "loads"), b"(C", bytes([len(inner)]), inner, b"tR")
+    pairs = cat(b"(]((", unicode("W1"), system, b"tetR")  # [(key, call)]
+    reconstruct_matrix = cat(
+        global_op("numpy.core.multiarray", "_reconstruct"),
+        b"(",
+        global_op("numpy", "matrix"),
+        b"(K\x00t",
+        unicode("b"),
+        b"tR",
     )
     deep = system
     for _ in range(50):
         deep = b"(" + deep + b"t"  # the call nested in 50 tuples
     return {
-        "nested:getattr(__import__('os'),'system')": in_dict(getattr_chain),
+        "nested:getattr(__import__('os'),'system')": in_dict(
+            getattr_chain + touch + b"R"
+        ),
         "nested:pickle.loads(inner pickle)": in_dict(loads),
-        "nested:OrderedDict([(k, os.system(...))])": b"\x80\x02" + ordered + b".",
-        "nested:numpy.dtype(os.system(...))": in_dict(dtype_of_call),
-        "nested:_reconstruct(numpy.matrix, ...)": in_dict(reconstruct_sub),
+        "nested:OrderedDict([(k, os.system(...))])": cat(
+            b"\x80\x02", global_op("collections", "OrderedDict"), pairs, b"."
+        ),
+        "nested:numpy.dtype(os.system(...))": in_dict(
+            cat(global_op("numpy", "dtype"), b"(", system, b"tR")
+        ),
+        "nested:_reconstruct(numpy.matrix, ...)": in_dict(reconstruct_matrix),
         "nested:50 tuples deep": in_dict(deep),
-        "nested:as dict key": b"\x80\x04}"
-        + system
-        + global_op("numpy", "dtype")
-        + args_tuple(("f8",))
-        + b"Rs.",
+        "nested:as dict key": cat(b"\x80\x04}", system, dtype_op("f8"), b"s."),
         "PERSID": b"(dp0\nVW1\nPpayload\ns.",
         "BINPERSID": in_dict(unicode("payload") + b"Q"),
     }
 
 
+def huge(n: int) -> bytes:
+    """LONG1 opcode of the integer ``n``."""
+    data = n.to_bytes((n.bit_length() + 8) // 8, "little")
+    return b"\x8a" + bytes([len(data)]) + data
+
+
 def bomb_cases() -> dict[str, bytes]:
     """A few bytes asking for gigabytes: memo, lengths, frames, shells, calls."""
+    q40 = struct.pack("<Q", 2**40)
+    i31 = struct.pack("<i", 2**31 - 1)
+    shell = cat(
+        global_op("numpy._core.multiarray", "_reconstruct"),
+        b"(",
+        global_op("numpy", "ndarray"),
+        b"(" + huge(2**40) + b"t",
+        unicode("b"),
+        b"tR",
+    )
     return {
         "bomb:LONG_BINPUT 2**31-1 (memo)": b"\x80\x02}r\xff\xff\xff\x7f.",
         "bomb:PUT 10**12 (memo)": b"(dp1000000000000\n.",
-        "bomb:BINBYTES8 2**40": b"\x80\x04\x8e" + struct.pack("<Q", 2**40) + b"ab.",
-        "bomb:BINUNICODE8 2**40": b"\x80\x04\x8d" + struct.pack("<Q", 2**40) + b"ab.",
-        "bomb:BYTEARRAY8 2**40": b"\x80\x05\x96" + struct.pack("<Q", 2**40) + b"ab.",
-        "bomb:FRAME 2**40": b"\x80\x04\x95" + struct.pack("<Q", 2**40) + b"}.",
-        "bomb:LONG4 2**31": b"\x80\x02\x8b" + struct.pack("<i", 2**31 - 1) + b"\x01.",
-        "bomb:BINSTRING 2**31": b"T" + struct.pack("<i", 2**31 - 1) + b"ab.",
+        "bomb:BINBYTES8 2**40": b"\x80\x04\x8e" + q40 + b"ab.",
+        "bomb:BINUNICODE8 2**40": b"\x80\x04\x8d" + q40 + b"ab.",
+        "bomb:BYTEARRAY8 2**40": b"\x80\x05\x96" + q40 + b"ab.",
+        "bomb:FRAME 2**40": b"\x80\x04\x95" + q40 + b"}.",
+        "bomb:LONG4 2**31": b"\x80\x02\x8b" + i31 + b"\x01.",
+        "bomb:BINSTRING 2**31": b"T" + i31 + b"ab.",
         "bomb:bytes(10**12)": in_dict(
-            global_op("builtins", "bytes") + b"(\x8a\x05\x00\x10\xa5\xd4\xe8tR"
+            cat(global_op("builtins", "bytes"), b"(", huge(10**12), b"tR")
         ),
         "bomb:ndarray((2**40,))": in_dict(
-            global_op("numpy", "ndarray") + b"((\x8a\x06\x00\x00\x00\x00\x00\x01ttR"
+            cat(global_op("numpy", "ndarray"), b"((", huge(2**40), b"ttR")
         ),
-        "bomb:_reconstruct shell 2**40": in_dict(
-            global_op("numpy._core.multiarray", "_reconstruct")
-            + b"("
-            + global_op("numpy", "ndarray")
-            + b"(\x8a\x06\x00\x00\x00\x00\x00\x01t"
-            + unicode("b")
-            + b"tR"
-        ),
+        "bomb:_reconstruct shell 2**40": in_dict(shell),
         "bomb:array state larger than data": in_dict(
             array_with_state(
-                b"(K\x01(\x8a\x06\x00\x00\x00\x00\x00\x01t"
-                + dtype_op("f8")
-                + b"\x89C\x08"
-                + bytes(8)
-                + b"t"
+                cat(b"(K\x01(", huge(2**40), b"t", dtype_op("f8"), raw_bytes(8), b"t")
             )
         ),
         "bomb:10**5 nested lists": b"\x80\x02" + b"]" * 100000 + b".",
         "bomb:_codecs.encode zlib": in_dict(
-            global_op("_codecs", "encode")
-            + args_tuple(("x" * 100, "zlib_codec"))
+            cat(global_op("_codecs", "encode"), args_tuple(("x" * 99, "zlib_codec")))
             + b"R"
         ),
     }
@@ -257,92 +239,77 @@ def dtype_op(spec: str) -> bytes:
     return global_op("numpy", "dtype") + b"(" + unicode(spec) + b"\x89\x88tR"
 
 
+def raw_bytes(n: int) -> bytes:
+    """NEWFALSE (is_fortran) then SHORT_BINBYTES of n zero bytes."""
+    return b"\x89C" + bytes([n]) + bytes(n)
+
+
 def array_with_state(state: bytes) -> bytes:
     """_reconstruct(ndarray, (0,), b'b') followed by BUILD with ``state``."""
-    return (
-        global_op("numpy._core.multiarray", "_reconstruct")
-        + b"("
-        + global_op("numpy", "ndarray")
-        + b"(K\x00t"
-        + b"C\x01b"
-        + b"tR"
-        + state
-        + b"b"
+    return cat(
+        global_op("numpy._core.multiarray", "_reconstruct"),
+        b"(",
+        global_op("numpy", "ndarray"),
+        b"(K\x00tC\x01btR",
+        state,
+        b"b",
     )
+
+
+def one_element(dtype: bytes, n: int) -> bytes:
+    """Array state (1, (1,), dtype, False, n zero bytes)."""
+    return cat(b"(K\x01(K\x01t", dtype, raw_bytes(n), b"t")
 
 
 def numpy_abuse_cases() -> dict[str, bytes]:
     """The allowed NumPy names, misused: object dtypes, forged dtype layouts."""
-    forged = (  # a 16-byte void dtype whose field 'a' lies 1 GiB past its end
-        dtype_op("V16")
-        + b"(K\x03"
-        + unicode("|")
-        + b"N("
-        + unicode("a")
-        + b"t}"
-        + unicode("a")
-        + b"("
-        + dtype_op("f8")
-        + b"J\x00\x00\x00\x40tsK\x10K\x01K\x00tb"
+    field = cat(b"N(", unicode("a"), b"t}", unicode("a"), b"(", dtype_op("f8"))
+    forged = (
+        cat(  # a 16-byte void dtype whose field 'a' lies 1 GiB past its end
+            dtype_op("V16"), b"(K\x03", unicode("|"), field, b"J\x00\x00\x00\x40ts"
+        )
+        + b"K\x10K\x01K\x00tb"
     )
-    flags = (  # a void dtype whose flags claim it holds Python objects
-        dtype_op("V8") + b"(K\x03" + unicode("|") + b"NNNK\x08K\x01K\x3ftb"
+    flags = cat(  # an 8-byte void dtype whose flags claim it holds Python objects
+        dtype_op("V8"), b"(K\x03", unicode("|"), b"NNNK\x08K\x01K\x3ftb"
     )
+    frombuffer = global_op("numpy._core.numeric", "_frombuffer")
+    scalar = global_op("numpy._core.multiarray", "scalar")
+    shape_c = b"(K\x01t" + unicode("C") + b"tR"
     return {
         "numpy:object dtype": in_dict(dtype_op("O8")),
         "numpy:structured object field": in_dict(
-            global_op("numpy", "dtype") + b"(](" + unicode("a") + unicode("O") + b"tatR"
+            cat(global_op("numpy", "dtype"), b"(](", unicode("a"), unicode("O"))
+            + b"tatR"
         ),
         "numpy:object array via state": in_dict(
-            array_with_state(b"(K\x01(K\x01t" + dtype_op("O8") + b"\x89](Ne" + b"t")
+            array_with_state(cat(b"(K\x01(K\x01t", dtype_op("O8"), b"\x89](Net"))
         ),
         "numpy:scalar of object dtype": in_dict(
-            global_op("numpy._core.multiarray", "scalar")
-            + b"("
-            + dtype_op("O8")
-            + b"NtR"
+            cat(scalar, b"(", dtype_op("O8"), b"NtR")
         ),
         "numpy:frombuffer object dtype": in_dict(
-            global_op("numpy._core.numeric", "_frombuffer")
-            + b"(C\x08"
-            + bytes(8)
-            + dtype_op("O8")
-            + b"(K\x01t"
-            + unicode("C")
-            + b"tR"
+            cat(frombuffer, b"(C\x08", bytes(8), dtype_op("O8"), shape_c)
         ),
         "numpy:forged field offset (array)": in_dict(
-            array_with_state(
-                b"(K\x01(K\x01t" + forged + b"\x89C\x10" + bytes(16) + b"t"
-            )
+            array_with_state(one_element(forged, 16))
         ),
         "numpy:forged field offset (frombuffer)": in_dict(
-            global_op("numpy._core.numeric", "_frombuffer")
-            + b"(C\x10"
-            + bytes(16)
-            + forged
-            + b"(K\x01t"
-            + unicode("C")
-            + b"tR"
+            cat(frombuffer, b"(C\x10", bytes(16), forged, shape_c)
         ),
-        "numpy:forged field offset (dict key)": b"\x80\x04}"
-        + global_op("numpy._core.multiarray", "scalar")
-        + b"("
-        + forged
-        + b"C\x10"
-        + bytes(16)
-        + b"tR"
-        + array_with_state(
-            b"(K\x01(K\x01t" + dtype_op("f8") + b"\x89C\x08" + bytes(8) + b"t"
-        )
-        + b"s.",
-        "numpy:forged object flags": in_dict(
-            array_with_state(b"(K\x01(K\x01t" + flags + b"\x89C\x08" + bytes(8) + b"t")
+        "numpy:forged field offset (dict key)": cat(
+            b"\x80\x04}",
+            cat(scalar, b"(", forged, b"C\x10", bytes(16), b"tR"),
+            array_with_state(one_element(dtype_op("f8"), 8)),
+            b"s.",
         ),
+        "numpy:forged object flags": in_dict(array_with_state(one_element(flags, 8))),
         "numpy:ndarray subclass (matrix)": in_dict(
-            global_op("numpy._core.multiarray", "_reconstruct")
-            + b"("
-            + global_op("numpy", "matrix")
-            + b"(K\x00tC\x01btR"
+            cat(
+                global_op("numpy._core.multiarray", "_reconstruct"),
+                b"(",
+                global_op("numpy", "matrix"),
+                b"(K\x00tC\x01btR",
+            )
         ),
     }

@@ -100,7 +100,10 @@ def run_train(*args, env, faults=False, timeout=60.0) -> subprocess.CompletedPro
 
 
 def tiny_train_args(data_dir: Path, out: Path, **flags) -> list[str]:
-    """Flags of a short, deterministic Fashion-MNIST run on ``data_dir``."""
+    """Flags of a short, deterministic Fashion-MNIST run on ``data_dir``.
+
+    ``flags`` override the defaults; None drops a flag, True gives it alone.
+    """
     base = {
         "device": "numpy",
         "dataset": "fashion-mnist",
@@ -116,7 +119,7 @@ def tiny_train_args(data_dir: Path, out: Path, **flags) -> list[str]:
     args = []
     for key, value in base.items():
         if value is not None:
-            args += [f"--{key}", str(value)]
+            args += [f"--{key}"] + ([] if value is True else [str(value)])
     return [*args, "--quiet"]
 
 

@@ -154,28 +154,13 @@ def restore_backend():
 
 
 def command_line(ws, changes: dict) -> list[str]:
-    flags = {
-        "data-dir": f"{ws}/data",
-        "out": f"{ws}/new-run",
-        **{
-            k: (v.format(ws=ws) if isinstance(v, str) else v)
-            for k, v in changes.items()
-        },
+    """The tiny run's flags in workspace ``ws``, with ``changes`` applied."""
+    changes = {
+        k: (v.format(ws=ws) if isinstance(v, str) else v) for k, v in changes.items()
     }
-    args = tiny_train_args(**{"data_dir": None, "out": None})
-    out = []
-    i = 0
-    while i < len(args):  # drop the defaults that ``flags`` overrides
-        if args[i][2:] in flags:
-            i += 2
-            continue
-        out.append(args[i])
-        i += 1
-    for key, value in flags.items():
-        if value is None:
-            continue
-        out += [f"--{key}"] + ([] if value is True else [value])
-    return out
+    data_dir = changes.pop("data-dir", f"{ws}/data")
+    out = changes.pop("out", f"{ws}/new-run")
+    return tiny_train_args(data_dir, out, **changes)
 
 
 def run_in_process(argv, capsys) -> tuple[int, str]:
