@@ -26,7 +26,7 @@ from backend._base import CE_DELTA, H
 
 #: Elements of the (perturbations, classes) score block evaluated per chunk;
 #: a GPU wants many perturbations per launch, a CPU wants them to fit in cache.
-CHUNK_ELEMENTS_CPU = int(__import__("os").environ.get("CH", 1 << 16))
+CHUNK_ELEMENTS_CPU = 1 << 16
 CHUNK_ELEMENTS_GPU = 1 << 25
 
 
@@ -38,7 +38,8 @@ class Batch:
     ``a1``/``z1`` (N, M) hidden pre-activation and activation, ``a2`` (N, C)
     scores; ``target`` (N, C) weights of the cross-entropy (one-hot rows for
     labels); ``labels`` (N,) int64 and ``label_weight`` (N,) when every target
-    row has at most one non-zero entry, else None.
+    row has at most one non-zero entry, else None. ``matmul`` (default
+    ``xp.matmul``) computes the two unperturbed affine products.
     """
 
     def __init__(self, xp, params, x, t, activation, act, matmul=None):
@@ -228,7 +229,7 @@ def two_layer_numerical_gradient(backend, params, x, t, activation: str) -> dict
     Parameters
     ----------
     backend : Backend
-        Supplies ``xp`` and ``softmax``.
+        Supplies ``xp`` and ``on_host`` (chunk size).
     params : dict
         ``W1`` (D, M), ``b1`` (M,), ``W2`` (M, C), ``b2`` (C,), one float dtype.
     x : (N, D) or (N, ...) array; t : (N,) integer labels or (N, C) targets.

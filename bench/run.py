@@ -12,6 +12,10 @@ whole suite again, so variants are also interleaved at the pass level, and
 drift of the machine over minutes shows up in the "pass spread" column
 instead of hiding inside a ratio.
 
+The numerical-gradient loops (about 17 s per call at the book's size, more
+in the scaling sweep) run in the first pass only; ``--long-every-pass`` repeats
+them too. Their ratios then come from that pass alone.
+
 OpenBLAS: where ``OPENBLAS_CORETYPE``/``OPENBLAS_L2_SIZE`` are set (they pin
 older kernels on some processors), they are unset for the benchmark run only,
 so NumPy uses the kernel it would pick itself; ``--keep-openblas-env`` keeps
@@ -29,6 +33,9 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 OPENBLAS_VARS = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
+#: pytest -k of the passes after the first: without the numerical-gradient
+#: loops (test ids with "loop"), but with chapter 5's training loop.
+LATER_PASSES = "not loop or chapter5"
 
 
 def pytest_command(json_path: Path, smoke: bool, extra: list[str]) -> list[str]:
@@ -78,6 +85,11 @@ def main(argv=None) -> int:
     )
     parser.add_argument("--smoke", action="store_true", help="tiny sizes, 1 pass")
     parser.add_argument(
+        "--long-every-pass",
+        action="store_true",
+        help="run the numerical-gradient loops in every pass, not only the first",
+    )
+    parser.add_argument(
         "--no-interleaved",
         action="store_true",
         help="skip the round-robin SGD-step comparison (interleaved.py)",
@@ -107,7 +119,10 @@ def main(argv=None) -> int:
         path = args.out / f"pass-{k}.json"
         path.unlink(missing_ok=True)  # never report a stale pass
         print(f"== pass {k}/{passes} -> {path}", flush=True)
-        code = subprocess.call(pytest_command(path, args.smoke, extra), env=env)
+        pass_extra = extra
+        if k > 1 and not args.long_every_pass and "-k" not in extra:
+            pass_extra = [*extra, "-k", LATER_PASSES]
+        code = subprocess.call(pytest_command(path, args.smoke, pass_extra), env=env)
         if code != 0:
             print(f"warning: pass {k} exited with code {code}", file=sys.stderr)
             status = status or code

@@ -6,7 +6,7 @@ loop is timed for real (numpy backend, one round) where it takes under
 ``LOOP_BUDGET_SECONDS``; above that a full call would take minutes to hours,
 so the variant ``loop-estimate`` times what the loop repeats for every
 parameter (two forward passes of the loss) and records the call's cost as
-2 x (number of parameters) x that in ``extra_info["estimated_seconds"]``.
+(number of parameters) x that median in ``extra_info["estimated_seconds"]``.
 Plot a ``--benchmark-json`` file with ``bench/plot_numgrad_scaling.py``.
 
     pytest bench/test_bench_numgrad.py --benchmark-json=numgrad.json

@@ -217,3 +217,38 @@ def test_bad_input_is_a_clear_error(backend, x_shape, t, message):
         net.numerical_gradient(
             backend.asarray(np.ones(x_shape)), backend.asarray(t), method="fast"
         )
+
+
+class _NumpyWithoutReduceat:
+    """NumPy as CuPy exposes it to the xp code: ``add`` without ``reduceat``."""
+
+    class _Add:
+        at = staticmethod(np.add.at)
+
+        def __call__(self, *args, **kwargs):
+            return np.add(*args, **kwargs)
+
+    add = _Add()
+
+    def __getattr__(self, name):
+        return getattr(np, name)
+
+
+def test_scatter_path_without_reduceat_matches(to_host):
+    """The branch CuPy takes (``add.at`` instead of ``add.reduceat``), run on
+    NumPy, gives the same gradient as the NumPy backend."""
+    from backend import _numgrad
+
+    class _Backend:
+        xp = _NumpyWithoutReduceat()
+        on_host = False  # also exercises the GPU chunk size
+
+    be = B.get_backend("numpy")
+    net = _net(be, (18, 5, 3), "sigmoid")
+    x, t = _inputs(be, 6, 18, "some"), _targets(be, 6, 3, "labels")
+    got = _numgrad.two_layer_numerical_gradient(_Backend(), net.params, x, t, "sigmoid")
+    want = net.numerical_gradient(x, t, method="fast")
+    for k in want:
+        np.testing.assert_allclose(
+            to_host(got[k]), to_host(want[k]), rtol=0, atol=1e-12
+        )

@@ -9,7 +9,10 @@ Usage: ``python fault_runner.py [train.py flags]``, with environment variables:
     with ENOSPC as a full disk does. A write event first writes half of its
     bytes;
 ``XPNET_FAULT_COUNT=PATH``
-    write the number of events of each kind seen to PATH (JSON) at exit.
+    write the number of events of each kind seen to PATH (JSON) at exit;
+``XPNET_FAULT_DELAY=SECONDS``
+    sleep that long at every event, so that a run lasts long enough for a
+    kill sent from outside at a random moment to land mid-run.
 
 The kinds of events: ``file-write``, every write to a file opened with
 ``os.fdopen`` (how ``atomic_write`` writes checkpoints and the data cache);
@@ -24,12 +27,14 @@ import json
 import os
 import signal
 import sys
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 FAULT_AT = int(os.environ.get("XPNET_FAULT_AT", "0"))
 FAULT_KIND = os.environ.get("XPNET_FAULT_KIND", "file-write")
 FAULT = os.environ.get("XPNET_FAULT", "kill")
+DELAY = float(os.environ.get("XPNET_FAULT_DELAY", "0"))
 KINDS = ("file-write", "os.write", "fsync", "replace")
 _real = {"fdopen": os.fdopen, "write": os.write, "fsync": os.fsync}
 _real["replace"] = os.replace
@@ -38,6 +43,8 @@ _counts = dict.fromkeys(KINDS, 0)
 
 def _due(kind: str) -> bool:
     _counts[kind] += 1
+    if DELAY:
+        time.sleep(DELAY)
     return kind == FAULT_KIND and _counts[kind] == FAULT_AT
 
 
@@ -55,8 +62,7 @@ class _FaultyFile:
 
     def write(self, data):
         if _due("file-write"):
-            view = memoryview(data).cast("B")
-            self._f.write(view[: len(view) // 2])
+            self._f.write(data[: len(data) // 2])  # bytes, or str in text mode
             self._f.flush()
             _fail()
         return self._f.write(data)

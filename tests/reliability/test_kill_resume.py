@@ -37,6 +37,9 @@ KILL_PLAN = {"file-write": 4, "os.write": 2, "fsync": 2, "replace": 2}
 KILL_POINTS = sum(KILL_PLAN.values())
 #: Runs killed after a random delay (README table).
 RANDOM_KILLS = 6
+#: Seconds fault_runner sleeps at every file-system event in the random-kill
+#: runs, so that a tiny run outlasts the random delay before its kill.
+EVENT_DELAY = 0.02
 KILLED_RUNS = KILL_POINTS + RANDOM_KILLS
 #: Damage done to metrics.csv before a resume (README table).
 METRICS_DAMAGE = ["random bytes", "cut mid-row"]
@@ -74,7 +77,9 @@ def test_kill_at_random_moments_then_resume(tiny_data, reference_run, tmp_path):
     killed = []
     for i in range(RANDOM_KILLS):
         out, cache = tmp_path / f"run{i}", tmp_path / f"cache{i}"
-        env = child_env(cache, XPNET_FAULT_NO_PLOTS="1")
+        env = child_env(
+            cache, XPNET_FAULT_NO_PLOTS="1", XPNET_FAULT_DELAY=str(EVENT_DELAY)
+        )
         proc = subprocess.Popen(
             train_command(*tiny_train_args(tiny_data, out), faults=True),
             env=env,
@@ -86,7 +91,10 @@ def test_kill_at_random_moments_then_resume(tiny_data, reference_run, tmp_path):
         while not (out / CHECKPOINT_NAME).exists() and proc.poll() is None:
             assert time.monotonic() < deadline, "the run never wrote a checkpoint"
             time.sleep(0.002)
-        time.sleep(rng.uniform(0, 0.5 * reference_run["seconds"]))
+        # Each event sleeps EVENT_DELAY, so the run lasts at least this long
+        # after its first checkpoint, whatever the machine's speed.
+        stretched = EVENT_DELAY * sum(reference_run["events"].values())
+        time.sleep(rng.uniform(0, 0.8 * stretched))
         proc.send_signal(signal.SIGKILL)
         killed.append(proc.wait(timeout=60) == -signal.SIGKILL)
         check_faulted_run(out, reference_run)
