@@ -70,7 +70,8 @@ def shared_data():
     if path is None:
         if os.environ.get("XPNET_REQUIRE_DATA") == "1":
             pytest.fail(
-                "real data required (XPNET_REQUIRE_DATA=1) but ../shared/data is missing"
+                "real data required (XPNET_REQUIRE_DATA=1) but ../shared/data "
+                "is missing"
             )
         pytest.skip(
             "real data not found: set XPNET_SHARED_DATA or place ../shared/data"

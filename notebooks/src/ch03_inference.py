@@ -21,7 +21,8 @@
 # %matplotlib inline
 import os
 import time
-from pathlib import Path
+
+from chapter_settings import shared_data_dir
 
 import backend as B
 import nn
@@ -32,17 +33,6 @@ DEVICE = "auto"
 be = B.use(DEVICE)
 print("backend:", be.describe())
 xp = be.xp
-
-
-def shared_data_dir():
-    """$XPNET_DATA_DIR, else ../shared/data beside the repository, if present."""
-    if os.environ.get("XPNET_DATA_DIR"):
-        return Path(os.environ["XPNET_DATA_DIR"])
-    for candidate in (Path("../../shared/data"), Path("../shared/data")):
-        if candidate.is_dir():
-            return candidate.resolve()
-    return None  # the loader then uses the user cache and downloads
-
 
 DATA_DIR = shared_data_dir()
 WEIGHTS = os.environ.get("XPNET_SAMPLE_WEIGHT") or (

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from cuda_emulator import FakeCuPy, HostKernel, build_host_library, host_compiler
+from cuda_emulator import FakeCuPy, HostKernel
 
 import backend as B
 from backend import _cuda_kernels as K
@@ -37,13 +37,6 @@ def nvcc():
     if path is None:
         pytest.skip("nvcc not found: install the CUDA Toolkit to compile-check kernels")
     return path
-
-
-@pytest.fixture(scope="module")
-def host_lib(tmp_path_factory):
-    if host_compiler() is None:
-        pytest.skip("no C++ compiler (g++/clang++) to run softmax.cu on the host")
-    return build_host_library(tmp_path_factory.mktemp("cuda_host"))
 
 
 @pytest.fixture

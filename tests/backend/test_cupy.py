@@ -11,7 +11,7 @@ import sys
 
 import numpy as np
 import pytest
-from cuda_emulator import DeviceArray, FakeCuPy, build_host_library, host_compiler
+from cuda_emulator import DeviceArray, FakeCuPy
 
 import backend as B
 from backend import _cuda_kernels as K
@@ -169,13 +169,6 @@ def test_describe_names_gpu_and_versions(gpu_like):
 
 
 # -- a backend bound to the host-emulated CuPy ------------------------------
-
-
-@pytest.fixture(scope="module")
-def host_lib(tmp_path_factory):
-    if host_compiler() is None:
-        pytest.skip("no C++ compiler (g++/clang++) to run softmax.cu on the host")
-    return build_host_library(tmp_path_factory.mktemp("cuda_host"))
 
 
 @pytest.fixture

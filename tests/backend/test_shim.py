@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 import re
 import sys
-import warnings
 
 import hypothesis.extra.numpy as hnp
 import hypothesis.strategies as st
