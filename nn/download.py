@@ -9,6 +9,11 @@ is complete and verified, so the destination never holds half a file.
 ``$XPNET_MNIST_MIRROR`` (one or more base URLs separated by spaces; ``{dataset}``
 is replaced by the dataset name) is tried before the built-in mirrors, so that
 offline sites and tests can point at their own server (``file://`` works too).
+
+Besides the socket timeout of each read, fetching a file from one mirror has a
+total deadline (``deadline=``, else ``$XPNET_DOWNLOAD_DEADLINE`` seconds, else
+:data:`DEFAULT_DEADLINE`), so that a mirror dripping bytes slowly cannot hang a
+run: the mirror is abandoned and the next one tried.
 """
 
 from __future__ import annotations
@@ -18,7 +23,6 @@ import hashlib
 import http.client
 import os
 import sys
-import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -27,10 +31,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from nn._fileio import make_temp
+
 __all__ = [
+    "DEADLINE_ENV",
+    "DEFAULT_DEADLINE",
     "MIRROR_ENV",
     "Checksums",
     "ChecksumMismatch",
+    "DeadlineExceeded",
     "DownloadError",
     "download_file",
     "mirror_list",
@@ -38,6 +47,10 @@ __all__ = [
 
 MIRROR_ENV = "XPNET_MNIST_MIRROR"
 USER_AGENT = "xpnet-data/0.1 (+https://pypi.org/project/xpnet)"
+DEADLINE_ENV = "XPNET_DOWNLOAD_DEADLINE"
+#: Seconds fetching one file from one mirror may take in all (MNIST's largest
+#: file is 10 MB: under a minute at 2 Mbit/s).
+DEFAULT_DEADLINE = 300.0
 _CHUNK = 1 << 16
 
 
@@ -47,6 +60,10 @@ class DownloadError(OSError):
     def __init__(self, message: str, attempts: Sequence[tuple[str, str]] = ()):
         super().__init__(message)
         self.attempts = list(attempts)
+
+
+class DeadlineExceeded(TimeoutError):
+    """A mirror did not deliver the whole file within the total deadline."""
 
 
 class ChecksumMismatch(ValueError):
@@ -127,11 +144,16 @@ def _progress_bar(total: int | None, name: str, enabled: bool | None):
     return tqdm(total=total, desc=name, unit="B", unit_scale=True, leave=False)
 
 
-def _fetch(url, out, timeout, max_bytes, progress, name) -> tuple[str, str]:
-    """Stream ``url`` into the open file ``out``. -> (md5, sha256) of the bytes."""
+def _fetch(url, out, timeout, deadline, max_bytes, progress, name):
+    """Stream ``url`` into the open file ``out``. -> (md5, sha256) of the bytes.
+
+    Raises :class:`DeadlineExceeded` once ``deadline`` seconds have passed.
+    """
     md5, sha256 = hashlib.md5(), hashlib.sha256()
+    start = time.monotonic()
     request = urllib.request.Request(url, headers={"User-Agent": USER_AGENT})
-    with urllib.request.urlopen(request, timeout=timeout) as response:
+    # A read may block up to the socket timeout: never longer than the deadline.
+    with urllib.request.urlopen(request, timeout=min(timeout, deadline)) as response:
         length = response.headers.get("Content-Length")
         total = int(length) if length and length.isdigit() else None
         if total is not None and total > max_bytes:
@@ -139,7 +161,7 @@ def _fetch(url, out, timeout, max_bytes, progress, name) -> tuple[str, str]:
         bar = _progress_bar(total, name, progress)
         received = 0
         try:
-            while chunk := response.read(_CHUNK):
+            while chunk := _read_some(response, start, deadline):
                 received += len(chunk)
                 if received > max_bytes:
                     raise ValueError(f"file too large (over {max_bytes} bytes)")
@@ -148,6 +170,10 @@ def _fetch(url, out, timeout, max_bytes, progress, name) -> tuple[str, str]:
                 sha256.update(chunk)
                 if bar is not None:
                     bar.update(len(chunk))
+                if time.monotonic() - start > deadline:
+                    raise DeadlineExceeded(
+                        f"{received} bytes" + (f" of {total}" if total else "")
+                    )
         finally:
             if bar is not None:
                 bar.close()
@@ -156,7 +182,43 @@ def _fetch(url, out, timeout, max_bytes, progress, name) -> tuple[str, str]:
     return md5.hexdigest(), sha256.hexdigest()
 
 
-def _describe(exc: BaseException) -> str:
+def _read_some(response, start: float, deadline: float) -> bytes:
+    # read1 returns what has arrived; read(n) would wait for all n bytes,
+    # however slowly they drip in.
+    try:
+        return response.read1(_CHUNK)
+    except TimeoutError:
+        if time.monotonic() - start >= deadline:
+            raise DeadlineExceeded("no more bytes") from None
+        raise
+
+
+def _resolve_deadline(deadline: float | None) -> float:
+    """``deadline``, else ``$XPNET_DOWNLOAD_DEADLINE``, else the default (seconds)."""
+    if deadline is None:
+        text = os.environ.get(DEADLINE_ENV, "").strip()
+        try:
+            deadline = float(text) if text else DEFAULT_DEADLINE
+        except ValueError:
+            raise DownloadError(
+                f"${DEADLINE_ENV}={text!r} is not a number of seconds; set it to "
+                f"e.g. {DEFAULT_DEADLINE:g} or unset it"
+            ) from None
+    if not deadline > 0:  # also refuses NaN
+        raise DownloadError(
+            f"the download deadline must be a positive number of seconds, got "
+            f"{deadline!r} (check ${DEADLINE_ENV})"
+        )
+    return float(deadline)
+
+
+def _describe(exc: BaseException, deadline: float, dest: Path) -> str:
+    if isinstance(exc, DeadlineExceeded):
+        return (
+            f"too slow: not complete after the {deadline:g} s deadline ({exc} "
+            f"received); raise ${DEADLINE_ENV}, or put the file in {dest.parent} "
+            "(or a folder passed as --data-dir / data_dir=)"
+        )
     if isinstance(exc, urllib.error.HTTPError):
         return f"HTTP {exc.code} {exc.reason}"
     if isinstance(exc, urllib.error.URLError):
@@ -164,7 +226,7 @@ def _describe(exc: BaseException) -> str:
     if isinstance(exc, http.client.IncompleteRead):
         return f"transfer interrupted ({len(exc.partial)} bytes, more expected)"
     if isinstance(exc, TimeoutError):
-        return "timed out"
+        return "timed out (no data for the socket timeout)"
     return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
 
 
@@ -172,7 +234,8 @@ def _is_permanent(exc: BaseException) -> bool:
     """True when retrying the same mirror cannot help."""
     if isinstance(exc, urllib.error.HTTPError):
         return 400 <= exc.code < 500 and exc.code not in (408, 429)
-    return isinstance(exc, ValueError)  # checksum mismatch, file too large
+    # Checksum mismatch, file too large; a mirror too slow once stays too slow.
+    return isinstance(exc, (ValueError, DeadlineExceeded))
 
 
 def download_file(
@@ -186,6 +249,7 @@ def download_file(
     backoff: float = 1.0,
     max_bytes: int = 200_000_000,
     progress: bool | None = None,
+    deadline: float | None = None,
 ) -> Path:
     """Download ``filename`` from the first mirror that serves it verified.
 
@@ -207,10 +271,15 @@ def download_file(
         Seconds slept before the k-th retry, times k.
     progress : bool, optional
         Show a tqdm bar; default when stderr is a terminal.
+    deadline : float, optional
+        Seconds one mirror may take for the whole file (connection to last
+        byte) before it is abandoned for the next one; default
+        ``$XPNET_DOWNLOAD_DEADLINE``, else :data:`DEFAULT_DEADLINE`.
 
     Raises :class:`DownloadError` listing every attempt when all mirrors fail.
     """
     dest = Path(dest)
+    deadline = _resolve_deadline(deadline)
     try:
         dest.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -224,19 +293,17 @@ def download_file(
         for attempt in range(retries + 1):
             if attempt:
                 time.sleep(backoff * attempt)
-            fd, tmp = tempfile.mkstemp(
-                dir=dest.parent, prefix=f".{dest.name}.", suffix=".part"
-            )
+            fd, tmp = make_temp(dest, ".part")
             try:
                 with os.fdopen(fd, "wb") as out:
                     md5, sha256 = _fetch(
-                        url, out, timeout, max_bytes, progress, filename
+                        url, out, timeout, deadline, max_bytes, progress, filename
                     )
                 checksums.check(Path(tmp), md5, sha256)
                 os.replace(tmp, dest)
                 return dest
             except (OSError, http.client.HTTPException, ValueError) as exc:
-                attempts.append((url, _describe(exc)))
+                attempts.append((url, _describe(exc, deadline, dest)))
                 if _is_permanent(exc):
                     break
             finally:

@@ -4,7 +4,10 @@ Columns: ``iteration, epoch, elapsed_s, loss, train_acc, test_acc``. A step
 row has ``loss`` and empty accuracies; an evaluation row has the accuracies
 and an empty ``loss``. Each batch of rows is appended with a single
 ``os.write`` on an ``O_APPEND`` descriptor, so a killed process leaves at most
-one incomplete last line, which :func:`read_metrics` ignores.
+one incomplete last line, which :func:`read_metrics` ignores. A resume keeps
+the rows up to its checkpoint; a file damaged otherwise is recovered as far as
+possible (see :mod:`nn.metrics_recovery`). A step row rebuilt that way has an
+empty ``elapsed_s`` (read back as None).
 """
 
 from __future__ import annotations
@@ -13,10 +16,12 @@ import csv
 import io
 import math
 import os
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from nn._fileio import atomic_write
+from nn.metrics_recovery import describe, recover_rows, set_aside
 
 COLUMNS = ("iteration", "epoch", "elapsed_s", "loss", "train_acc", "test_acc")
 METRICS_NAME = "metrics.csv"
@@ -55,13 +60,6 @@ def _complete_lines(path: Path) -> list[str]:
     return text[: text.rfind("\n") + 1].splitlines(keepends=True)
 
 
-def _iteration_of(line: str) -> int | None:
-    try:
-        return int(line.split(",", 1)[0])
-    except ValueError:
-        return None
-
-
 def read_metrics(path: str | os.PathLike, upto: int | None = None) -> Metrics:
     """Parse a metrics file; rows after iteration ``upto`` are dropped.
 
@@ -74,7 +72,7 @@ def read_metrics(path: str | os.PathLike, upto: int | None = None) -> Metrics:
         try:
             it = int(row["iteration"])
             loss, train = _float(row["loss"]), _float(row["train_acc"])
-            elapsed = float(row["elapsed_s"])
+            elapsed = _float(row["elapsed_s"])
         except (KeyError, TypeError, ValueError):
             continue
         if upto is not None and it > upto:
@@ -92,23 +90,43 @@ def read_metrics(path: str | os.PathLike, upto: int | None = None) -> Metrics:
     return out
 
 
+def _print_warning(text: str) -> None:
+    print(f"warning: {text}", file=sys.stderr, flush=True)
+
+
 class MetricsWriter:
     """Appends rows to ``metrics.csv`` in ``directory``.
 
     ``resume_at``: keep the rows of an existing file up to this iteration
     (what the checkpoint being resumed has seen) and drop the rest; ``None``
-    starts a new file.
+    starts a new file. ``history`` (the checkpoint's
+    :class:`~nn.train_record.History`) and ``iters_per_epoch`` let a damaged
+    file be checked and its missing rows rebuilt; ``warn`` receives the one
+    line describing such a repair (default: printed to stderr).
     """
 
-    def __init__(self, directory: str | os.PathLike, resume_at: int | None = None):
+    def __init__(
+        self,
+        directory: str | os.PathLike,
+        resume_at: int | None = None,
+        *,
+        history=None,
+        iters_per_epoch: int | None = None,
+        warn=None,
+    ):
         self.path = Path(directory) / METRICS_NAME
         kept = []
-        if resume_at is not None and self.path.is_file():
-            kept = [
-                line
-                for line in _complete_lines(self.path)[1:]
-                if _iteration_of(line) is not None and _iteration_of(line) <= resume_at
-            ]
+        # A missing file is rebuilt too, when a history can tell its rows.
+        if resume_at is not None and (self.path.is_file() or history is not None):
+            header = ",".join(COLUMNS)
+            fmt = (self._step_row, self._eval_row)
+            rec = recover_rows(
+                self.path, header, resume_at, history, iters_per_epoch, fmt
+            )
+            kept = rec.rows
+            if rec.damaged:
+                aside = set_aside(self.path)
+                (warn or _print_warning)(describe(rec, self.path, aside, resume_at))
         with atomic_write(self.path, "w") as f:
             f.write(",".join(COLUMNS) + "\n" + "".join(kept))
         self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND)

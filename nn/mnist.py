@@ -21,11 +21,11 @@ import contextlib
 import hashlib
 import json
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
+from nn._fileio import make_temp
 from nn.download import DownloadError, download_file, mirror_list
 from nn.idx import parse_idx, read_idx_bytes
 from nn.mnist_sources import DATASETS, SYSTEM_DIRS, DatasetInfo
@@ -220,7 +220,7 @@ def _load_cached(cache: Path, key: str, paths):
 def _save_cached(cache: Path, key: str, images, labels) -> None:
     try:
         cache.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=cache.parent, prefix=f".{cache.name}.")
+        fd, tmp = make_temp(cache, ".tmp")
     except OSError:
         return  # no writable cache: still works, only slower next time
     try:

@@ -50,7 +50,10 @@ def _check_layout(dtype: np.dtype) -> None:
     when the field is read.
     """
     if dtype.hasobject:
-        raise UnsafePickleError(f"object dtype {dtype} refused: arrays only")
+        raise UnsafePickleError(
+            f"an object array (dtype {dtype}) refused: only arrays of numbers load, "
+            "never Python objects"
+        )
     if dtype.subdtype is not None:
         _check_layout(dtype.subdtype[0])
     for name, (field, offset, *_) in (dtype.fields or {}).items():

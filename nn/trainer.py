@@ -36,6 +36,7 @@ from nn.optimizer import SGD
 from nn.progress import ConsoleReporter
 from nn.train_config import TrainConfig
 from nn.train_data import as_labels, check_split, load_data
+from nn.train_eval import accuracy_alive, evaluate
 from nn.train_record import EvalRecord, History, TrainResult
 from nn.train_state import restore, snapshot
 from nn.two_layer_net import TwoLayerNet
@@ -54,8 +55,6 @@ __all__ = [
 FLUSH_EVERY = 100
 #: Most seconds between two such copies (progress and divergence checks).
 FLUSH_SECONDS = 1.0
-#: Rows per forward pass when computing accuracies (bounds memory).
-EVAL_CHUNK = 10000
 
 
 class TrainingDiverged(RuntimeError):
@@ -177,23 +176,7 @@ class Trainer:
 
     def accuracy(self, x, t) -> float:
         """Fraction of rows of x (N, D) whose predicted class is t (N,)."""
-        return self._accuracy(x, t)[0]
-
-    def _accuracy(self, x, t) -> tuple[float, bool]:
-        """-> (accuracy, whether some hidden ReLU unit fired on some row of x)."""
-        xp = self.backend.xp
-        relu = self.net.layers.get("Relu1")
-        correct, alive = xp.zeros((), dtype="int64"), xp.zeros((), dtype="int64")
-        for start in range(0, len(x), EVAL_CHUNK):
-            y = self.net.predict(x[start : start + EVAL_CHUNK])
-            correct = correct + xp.sum(
-                xp.argmax(y, axis=1) == t[start : start + EVAL_CHUNK]
-            )
-            if relu is not None:
-                alive = alive + xp.sum(~relu.mask)
-        # Both results come to the host together, in one synchronisation.
-        correct, alive = self.backend.asnumpy(xp.stack([correct, alive])).tolist()
-        return correct / len(x), relu is None or alive > 0
+        return accuracy_alive(self, x, t)[0]
 
     def fit(self, handle_sigint: bool = True) -> TrainResult:
         """Train up to ``total`` iterations; Ctrl-C stops after the current step.
@@ -214,7 +197,10 @@ class Trainer:
         try:
             if self.out_dir is not None:
                 metrics = MetricsWriter(
-                    self.out_dir, resume_at=self.iteration if self._resumed else None
+                    self.out_dir,
+                    resume_at=self.iteration if self._resumed else None,
+                    history=self.history,  # checks and repairs a damaged file
+                    iters_per_epoch=self.iters_per_epoch,
                 )
             self._resumed = True  # a second fit() continues this run's files
             with StopRequest(handle_sigint) as stop:
@@ -306,40 +292,7 @@ class Trainer:
         )
 
     def _evaluate(self, metrics) -> None:
-        t0 = time.perf_counter()
-        train_acc, alive = self._accuracy(self.x_train, self.t_train)
-        record = EvalRecord(
-            iteration=self.iteration,
-            epoch=self.iteration / self.iters_per_epoch,
-            train_acc=train_acc,
-            test_acc=self.accuracy(self.x_test, self.t_test),
-            elapsed=time.perf_counter() - self._clock0,
-        )
-        h = self.history
-        h.eval_iteration.append(record.iteration)
-        h.train_acc.append(record.train_acc)
-        h.test_acc.append(record.test_acc)
-        h.eval_elapsed.append(record.elapsed)
-        self.elapsed = record.elapsed
-        if metrics is not None:
-            metrics.write_eval(
-                record.iteration,
-                record.epoch,
-                record.elapsed,
-                record.train_acc,
-                record.test_acc,
-            )
-        self.reporter.evaluation(record)
-        if not alive:
-            # Every ReLU outputs 0 on every training sample, so no gradient
-            # reaches W1, b1 or W2 again: the net is stuck predicting one class.
-            self._diverged(
-                f"every hidden ReLU unit is dead at iteration {self.iteration} "
-                f"(outputs 0 on all {self.train_size} training samples), so the "
-                "network predicts one class and cannot recover"
-            )
-        self._save_checkpoint()
-        self._overhead += time.perf_counter() - t0
+        evaluate(self, metrics)  # records, reports and checkpoints
 
     def _save_checkpoint(self) -> None:
         xp = self.backend.xp

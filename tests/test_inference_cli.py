@@ -10,10 +10,12 @@ import socket
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 import nn.mnist as mnist
 from nn.inference import main
+from nn.safe_pickle import load_array_dict
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -149,3 +151,89 @@ def test_bad_batch_size_exits_2_from_the_command_line():
     assert proc.returncode == 2
     assert "must be a positive integer" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def bad_weights(kind: str, book: dict) -> object:
+    """The book's weights spoiled one way (see BAD_WEIGHTS)."""
+    w = dict(book)
+    if kind == "int W1":
+        w["W1"] = (w["W1"] * 100).astype(np.int64)
+    elif kind == "bool W1":
+        w["W1"] = w["W1"] > 0
+    elif kind == "complex W3":
+        w["W3"] = w["W3"].astype(np.complex64)
+    elif kind == "strings b2":
+        w["b2"] = np.array(["x"] * 100)
+    elif kind == "object W1":
+        w["W1"] = np.array([1, "a"], dtype=object)
+    elif kind == "missing b3":
+        del w["b3"]
+    elif kind == "empty dict":
+        w = {}
+    elif kind == "a list":
+        w = list(w.values())
+    elif kind == "W1 rows":
+        w["W1"] = w["W1"][:100]
+    elif kind == "W2 shape":
+        w["W2"] = w["W2"][:10]
+    elif kind == "b1 shape":
+        w["b1"] = w["b1"][:7]
+    elif kind == "W1 3-d":
+        w["W1"] = w["W1"].reshape(784, 5, 10)
+    elif kind == "5 classes":
+        w["W3"], w["b3"] = w["W3"][:, :5], w["b3"][:5]
+    elif kind == "NaN W3":
+        w["W3"] = np.full_like(w["W3"], np.nan)
+    elif kind == "scalar b1":
+        w["b1"] = np.float32(0.5)
+    return w
+
+
+#: kind -> words the one-line error must contain (besides the file's path).
+BAD_WEIGHTS = {
+    "int W1": ["W1 holds int64", "float32"],
+    "bool W1": ["W1 holds bool", "float32"],
+    "complex W3": ["W3 holds complex64"],
+    "strings b2": ["b2 holds <U1"],
+    "object W1": ["object array", "refused"],
+    "missing b3": ["missing b3", "needs W1, b1, W2, b2, W3, b3"],
+    "empty dict": ["missing W1, b1, W2, b2, W3, b3"],
+    "a list": ["holds a list", "dict"],
+    "W1 rows": ["W1 has shape (100, 50), expected (784, M)", "784 pixels"],
+    "W2 shape": ["W2 has shape (10, 100), expected (50, M)"],
+    "b1 shape": ["b1 has shape (7,), expected (50,)"],
+    "W1 3-d": ["W1 has shape (784, 5, 10)"],
+    "5 classes": ["W3 has shape (100, 5), expected (100, 10)", "10 classes"],
+    "NaN W3": ["W3 contains NaN"],
+    "scalar b1": ["'b1' is a float32"],
+}
+
+
+@pytest.mark.parametrize("kind", BAD_WEIGHTS)
+def test_unusable_weights_are_one_clear_error(kind, paths, tmp_path):
+    book = load_array_dict(paths["weights"])
+    path = tmp_path / "weights.pkl"
+    path.write_bytes(pickle.dumps(bad_weights(kind, book)))
+    # The weights are checked before any data is looked for or downloaded.
+    empty = tmp_path / "no-data"
+    empty.mkdir()
+    proc = run_module("--weights", str(path), "--data-dir", str(empty), "--no-download")
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    err = proc.stderr
+    assert err.startswith("error: ") and err.count("\n") == 1, err
+    assert "Traceback" not in err
+    assert f"weights {path}: " in err
+    assert "ch03/sample_weight.pkl" in err  # the fix
+    for words in BAD_WEIGHTS[kind]:
+        assert words in err, err
+
+
+def test_float16_and_float64_weights_still_work(paths, tmp_path, capsys):
+    book = load_array_dict(paths["weights"])
+    w = {
+        k: v.astype(np.float64 if k[0] == "W" else np.float16) for k, v in book.items()
+    }
+    path = tmp_path / "mixed.pkl"
+    path.write_bytes(pickle.dumps({**w, "note": np.arange(3)}))  # extras ignored
+    assert main(["--weights", str(path), "--data-dir", paths["data"]]) == 0
+    assert "Accuracy:0.935" in capsys.readouterr().out

@@ -228,6 +228,9 @@ def finish_and_compare(out: Path, data_dir: Path, cache: Path, reference: dict):
         args = tiny_train_args(data_dir, out)
     proc = run_train(*args, env=env, faults=True)
     assert proc.returncode == 0, proc.stderr
+    # A kill never damages the metrics rows a checkpoint has seen.
+    assert "warning:" not in proc.stderr, proc.stderr
+    assert not (out / (METRICS_NAME + ".damaged")).exists()
     final = load_checkpoint(out)
     assert final.iteration == reference["iteration"]
     for key, value in reference["params"].items():

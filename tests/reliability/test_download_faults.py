@@ -9,7 +9,7 @@ dead local port so that nothing leaves the machine). Each fault must give a
 one-line DatasetNotFoundError and leave no file in the cache; a later load
 from a good mirror must return exactly the real data. A download process
 SIGKILLed mid-transfer leaves at most a hidden ``.part`` file that no later
-load reads.
+load reads, and that the next download removes once it is stale.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import gzip
 import http.server
+import os
 import signal
 import socket
 import subprocess
@@ -29,6 +30,7 @@ import pytest
 from reliability_support import ROOT, child_env
 
 import nn.mnist as mnist
+from nn._fileio import STALE_AFTER
 from nn.download import MIRROR_ENV
 from nn.idx import read_idx
 
@@ -195,6 +197,11 @@ def test_download_killed_mid_transfer(offset, server, offline, monkeypatch, tmp_
     left = cache_files()
     assert LABELS not in left, "a cut download was put in place"
     assert all(name.startswith(".") and name.endswith(".part") for name in left), left
+    old = time.time() - 2 * STALE_AFTER  # as if the kill were minutes ago
+    for name in left:
+        os.utime(mnist.cache_root() / "mnist" / name, (old, old))
     monkeypatch.setenv(MIRROR_ENV, f"{server}/ok/0/")
     _, t = mnist.load_mnist_split("test", data_dir=data_dir)
     np.testing.assert_array_equal(t, labels)
+    # The next download into the cache removed the dead download's .part file.
+    assert cache_files() == ["parsed-test.npz", LABELS]

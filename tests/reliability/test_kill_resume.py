@@ -42,7 +42,7 @@ RANDOM_KILLS = 6
 EVENT_DELAY = 0.02
 KILLED_RUNS = KILL_POINTS + RANDOM_KILLS
 #: Damage done to metrics.csv before a resume (README table).
-METRICS_DAMAGE = ["random bytes", "cut mid-row"]
+METRICS_DAMAGE = ["random bytes", "cut mid-row", "garbage mid-file", "rows deleted"]
 SEED = 20261122
 
 
@@ -103,6 +103,25 @@ def test_kill_at_random_moments_then_resume(tiny_data, reference_run, tmp_path):
     assert sum(killed) >= RANDOM_KILLS // 2, killed
 
 
+def damage_metrics(original: bytes, damage: str) -> bytes:
+    """``original`` metrics bytes damaged as ``damage`` (one of METRICS_DAMAGE)."""
+    rng = np.random.default_rng(SEED)
+    if damage == "random bytes":
+        return rng.bytes(3000)
+    if damage == "cut mid-row":
+        return original[:-7]
+    if damage == "garbage mid-file":
+        mid = len(original) // 2
+        return original[:mid] + rng.bytes(60) + original[mid + 60 :]
+    lines = original.splitlines(keepends=True)  # header and rows 3, 4, 20 deleted
+    return b"".join(line for i, line in enumerate(lines) if i not in (0, 4, 5, 21))
+
+
+def complete_lines(data: bytes) -> list[str]:
+    text = data.decode("utf-8", errors="replace")
+    return text[: text.rfind("\n") + 1].split("\n")[:-1]
+
+
 @pytest.mark.slow
 @pytest.mark.timeout(120)
 @pytest.mark.parametrize("damage", METRICS_DAMAGE)
@@ -114,16 +133,25 @@ def test_resume_survives_a_damaged_metrics_file(
     first = run_train(*tiny_train_args(tiny_data, out, iters=30), env=env, faults=True)
     assert first.returncode == 0, first.stderr
     metrics = out / METRICS_NAME
-    if damage == "random bytes":
-        metrics.write_bytes(np.random.default_rng(SEED).bytes(3000))
-    else:
-        metrics.write_bytes(metrics.read_bytes()[:-7])
+    original = metrics.read_bytes()
+    damaged = damage_metrics(original, damage)
+    metrics.write_bytes(damaged)
     args = ["--device", "numpy", "--data-dir", tiny_data, "--resume", out]
     proc = run_train(*args, "--iters", "60", "--quiet", env=env, faults=True)
     assert proc.returncode == 0, proc.stderr
     final = load_checkpoint(out)
     for key, value in reference_run["params"].items():
         np.testing.assert_array_equal(final.params[key], value, err_msg=key)
+    # Every row of the uninterrupted run is there, once, with its exact values.
     rows = read_metrics(metrics)
-    assert rows.iteration[-30:] == list(range(31, 61))
-    assert_rows_match(rows, reference_run["metrics"])
+    assert_rows_match(rows, reference_run["metrics"], complete=True)
+    # Rows that survived the damage are kept as they were (elapsed times too).
+    new_lines = set(metrics.read_text().splitlines())
+    survived = set(complete_lines(damaged)) & set(complete_lines(original))
+    assert survived <= new_lines
+    # The damaged original is kept aside, and one warning line says so.
+    assert (out / (METRICS_NAME + ".damaged")).read_bytes() == damaged
+    warnings = [x for x in proc.stderr.splitlines() if x.startswith("warning:")]
+    assert len(warnings) == 1, proc.stderr
+    assert "was damaged" in warnings[0] and f"{METRICS_NAME}.damaged" in warnings[0]
+    assert "Traceback" not in proc.stderr

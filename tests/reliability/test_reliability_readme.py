@@ -34,6 +34,7 @@ def rows() -> list[tuple[str, int, str]]:
     import test_loader_fuzz as loader
     import test_numerics_edge as numerics
     import test_resume_fuzz as resume
+    import test_stale_temps as stale
 
     return [
         (
@@ -108,10 +109,13 @@ def rows() -> list[tuple[str, int, str]]:
         ),
         (
             "`--resume` of a run whose metrics.csv was overwritten with random "
-            "bytes or cut in the middle of a row",
+            "bytes, cut in the middle of a row, overwritten mid-file with "
+            "garbage, or lost its header and some rows",
             len(kill.METRICS_DAMAGE),
-            "the run continued to bit-identical weights; every readable row "
-            "equals the uninterrupted run's",
+            "the run continued to bit-identical weights; every row of the "
+            "uninterrupted run is there (rows that survived kept as they were, "
+            "the others rebuilt from the checkpoint), the damaged file kept as "
+            "`metrics.csv.damaged`, one `warning:` line",
         ),
         (
             "Downloads cut at random byte offsets (with and without "
@@ -121,6 +125,15 @@ def rows() -> list[tuple[str, int, str]]:
             download.DOWNLOAD_FAULTS,
             "a one-line `DatasetNotFoundError`; nothing in the cache but hidden "
             "`.part` files; the next load from a good mirror gave the real data",
+        ),
+        (
+            "Temporary files of atomic writes left by a SIGKILL (`.tmp` of a "
+            "checkpoint, `.part` of a download), look-alike names, a live "
+            "writer's file, a young file, a symlink and a folder of our naming",
+            stale.STALE_CASES,
+            "the next checkpoint save or download removed exactly the dead "
+            "writers' stale files (unlocked and untouched for 60 s); every "
+            "other file was kept",
         ),
         (
             "Disk full (ENOSPC after half a write) at a chosen file-system event "
