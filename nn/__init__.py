@@ -36,6 +36,7 @@ from nn.optimizer import SGD
 from nn.safe_pickle import UnsafePickleError, load_array_dict
 from nn.simple_net import SimpleNet
 from nn.three_layer_net import ThreeLayerNet
+from nn.three_layer_weights import WeightsError
 from nn.trainer import TrainConfig, Trainer, TrainingDiverged
 from nn.two_layer_net import TwoLayerNet
 
@@ -52,6 +53,7 @@ __all__ = [
     "IdxFormatError",
     "ThreeLayerNet",
     "UnsafePickleError",
+    "WeightsError",
     "load_array_dict",
     "load_mnist",
     "load_mnist_split",

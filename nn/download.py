@@ -14,24 +14,23 @@ Besides the socket timeout of each read, fetching a file from one mirror has a
 total deadline (``deadline=``, else ``$XPNET_DOWNLOAD_DEADLINE`` seconds, else
 :data:`DEFAULT_DEADLINE`), so that a mirror dripping bytes slowly cannot hang a
 run: the mirror is abandoned and the next one tried.
+
+This module is the policy (mirror order, retries, deadline, atomic rename);
+:mod:`nn.http_fetch` streams one URL and :mod:`nn.checksums` checks the bytes.
 """
 
 from __future__ import annotations
 
-import gzip
-import hashlib
 import http.client
 import os
-import sys
 import time
 import urllib.error
-import urllib.request
-import zlib
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 from nn._fileio import make_temp
+from nn.checksums import ChecksumMismatch, Checksums
+from nn.http_fetch import DeadlineExceeded, fetch
 
 __all__ = [
     "DEADLINE_ENV",
@@ -46,12 +45,10 @@ __all__ = [
 ]
 
 MIRROR_ENV = "XPNET_MNIST_MIRROR"
-USER_AGENT = "xpnet-data/0.1 (+https://pypi.org/project/xpnet)"
 DEADLINE_ENV = "XPNET_DOWNLOAD_DEADLINE"
 #: Seconds fetching one file from one mirror may take in all (MNIST's largest
 #: file is 10 MB: under a minute at 2 Mbit/s).
 DEFAULT_DEADLINE = 300.0
-_CHUNK = 1 << 16
 
 
 class DownloadError(OSError):
@@ -60,62 +57,6 @@ class DownloadError(OSError):
     def __init__(self, message: str, attempts: Sequence[tuple[str, str]] = ()):
         super().__init__(message)
         self.attempts = list(attempts)
-
-
-class DeadlineExceeded(TimeoutError):
-    """A mirror did not deliver the whole file within the total deadline."""
-
-
-class ChecksumMismatch(ValueError):
-    """A downloaded file matches none of its published digests."""
-
-
-@dataclass(frozen=True)
-class Checksums:
-    """Published digests of one file; a download must match at least one.
-
-    ``md5`` and ``sha256`` are digests of the file as published (the ``.gz``);
-    ``content_sha256`` is the digest of its gunzipped content, which stays the
-    same when a mirror recompresses the file.
-    """
-
-    md5: str | None = None
-    sha256: str | None = None
-    content_sha256: str | None = None
-
-    def check(self, path: Path, md5: str, sha256: str) -> None:
-        """Raise :class:`ChecksumMismatch` unless ``path`` matches a digest.
-
-        ``md5`` and ``sha256`` are the digests of the downloaded bytes.
-        """
-        if sha256 == self.sha256 or md5 == self.md5:
-            return
-        if self.content_sha256 and _content_sha256(path) == self.content_sha256:
-            return
-        expected = ", ".join(
-            f"{k} {v}"
-            for k, v in (
-                ("md5", self.md5),
-                ("sha256", self.sha256),
-                ("content sha256", self.content_sha256),
-            )
-            if v
-        )
-        raise ChecksumMismatch(
-            f"checksum mismatch (got md5 {md5}; expected {expected})"
-        )
-
-
-def _content_sha256(path: Path) -> str | None:
-    """sha256 of the gunzipped content of ``path``; None if it is not gzip."""
-    digest = hashlib.sha256()
-    try:
-        with gzip.open(path, "rb") as f:
-            for chunk in iter(lambda: f.read(1 << 20), b""):
-                digest.update(chunk)
-    except (OSError, EOFError, zlib.error):
-        return None
-    return digest.hexdigest()
 
 
 def mirror_list(defaults: Sequence[str], dataset: str) -> list[str]:
@@ -129,68 +70,6 @@ def mirror_list(defaults: Sequence[str], dataset: str) -> list[str]:
 
 def _join(base: str, filename: str) -> str:
     return base.rstrip("/") + "/" + filename
-
-
-def _progress_bar(total: int | None, name: str, enabled: bool | None):
-    """A tqdm bar when tqdm is installed and stderr is a terminal, else None."""
-    if enabled is None:
-        enabled = sys.stderr.isatty()
-    if not enabled:
-        return None
-    try:
-        from tqdm import tqdm
-    except ImportError:
-        return None
-    return tqdm(total=total, desc=name, unit="B", unit_scale=True, leave=False)
-
-
-def _fetch(url, out, timeout, deadline, max_bytes, progress, name):
-    """Stream ``url`` into the open file ``out``. -> (md5, sha256) of the bytes.
-
-    Raises :class:`DeadlineExceeded` once ``deadline`` seconds have passed.
-    """
-    md5, sha256 = hashlib.md5(), hashlib.sha256()
-    start = time.monotonic()
-    request = urllib.request.Request(url, headers={"User-Agent": USER_AGENT})
-    # A read may block up to the socket timeout: never longer than the deadline.
-    with urllib.request.urlopen(request, timeout=min(timeout, deadline)) as response:
-        length = response.headers.get("Content-Length")
-        total = int(length) if length and length.isdigit() else None
-        if total is not None and total > max_bytes:
-            raise ValueError(f"file too large ({total} bytes, limit {max_bytes})")
-        bar = _progress_bar(total, name, progress)
-        received = 0
-        try:
-            while chunk := _read_some(response, start, deadline):
-                received += len(chunk)
-                if received > max_bytes:
-                    raise ValueError(f"file too large (over {max_bytes} bytes)")
-                out.write(chunk)
-                md5.update(chunk)
-                sha256.update(chunk)
-                if bar is not None:
-                    bar.update(len(chunk))
-                if time.monotonic() - start > deadline:
-                    raise DeadlineExceeded(
-                        f"{received} bytes" + (f" of {total}" if total else "")
-                    )
-        finally:
-            if bar is not None:
-                bar.close()
-        if total is not None and received != total:
-            raise http.client.IncompleteRead(b"", total - received)
-    return md5.hexdigest(), sha256.hexdigest()
-
-
-def _read_some(response, start: float, deadline: float) -> bytes:
-    # read1 returns what has arrived; read(n) would wait for all n bytes,
-    # however slowly they drip in.
-    try:
-        return response.read1(_CHUNK)
-    except TimeoutError:
-        if time.monotonic() - start >= deadline:
-            raise DeadlineExceeded("no more bytes") from None
-        raise
 
 
 def _resolve_deadline(deadline: float | None) -> float:
@@ -296,7 +175,7 @@ def download_file(
             fd, tmp = make_temp(dest, ".part")
             try:
                 with os.fdopen(fd, "wb") as out:
-                    md5, sha256 = _fetch(
+                    md5, sha256 = fetch(
                         url, out, timeout, deadline, max_bytes, progress, filename
                     )
                 checksums.check(Path(tmp), md5, sha256)

@@ -18,27 +18,26 @@ import os
 import sys
 import time
 
-import numpy as np
-
 import backend as B
 from nn.download import DownloadError
 from nn.idx import IdxFormatError
 from nn.mnist import DatasetError, load_mnist_split, locate_files
-from nn.safe_pickle import UnsafePickleError, load_array_dict
-from nn.three_layer_net import PARAM_NAMES, ThreeLayerNet
+from nn.safe_pickle import UnsafePickleError
+from nn.three_layer_net import ThreeLayerNet
+from nn.three_layer_weights import (  # noqa: F401  (re-exported for callers)
+    INPUT_SIZE,
+    NUM_CLASSES,
+    WeightsError,
+    check_weights,
+    load_weights_for_cli,
+)
 
 WEIGHTS_ENV = "XPNET_SAMPLE_WEIGHT"
-#: Input pixels and classes of MNIST: what W1's rows and W3's columns must be.
-INPUT_SIZE, NUM_CLASSES = 784, 10
 _FIX = "pass --weights the book's ch03/sample_weight.pkl"
 
 
 class UsageError(Exception):
     """A flag or setting is missing or invalid (exit code 2)."""
-
-
-class WeightsError(ValueError):
-    """The weights file cannot be used as chapter 3's network (exit code 1)."""
 
 
 def _positive_int(text: str) -> int:
@@ -107,63 +106,9 @@ def _weights_path(flag: str | None) -> str:
     return path
 
 
-def check_weights(params: dict, path) -> None:
-    """Raise :class:`WeightsError` unless ``params`` are chapter 3's network.
-
-    Needed: float arrays W1 (784, H1), b1 (H1,), W2 (H1, H2), b2 (H2,),
-    W3 (H2, 10), b3 (10,), all finite; other entries are ignored.
-    """
-
-    def bad(problem: str, fix: str = _FIX) -> WeightsError:
-        return WeightsError(f"weights {path}: {problem}; {fix}")
-
-    missing = [k for k in PARAM_NAMES if k not in params]
-    if missing:
-        raise bad(
-            f"missing {', '.join(missing)} (has {', '.join(sorted(params)) or 'none'})",
-            f"chapter 3's network needs {', '.join(PARAM_NAMES)}; {_FIX}",
-        )
-    for name in PARAM_NAMES:
-        value = params[name]
-        if value.dtype.kind != "f":
-            raise bad(
-                f"{name} holds {value.dtype} values, not floating-point weights",
-                f"save it as float32 ({name}.astype('float32')) or {_FIX}",
-            )
-    rows = INPUT_SIZE
-    for i in (1, 2, 3):
-        W, b = params[f"W{i}"], params[f"b{i}"]
-        cols = NUM_CLASSES if i == 3 else "M"
-        if W.ndim != 2 or W.shape[0] != rows or (i == 3 and W.shape[1] != cols):
-            why = (
-                f"MNIST images have {INPUT_SIZE} pixels"
-                if i == 1
-                else f"W{i - 1} gives {rows} outputs"
-            )
-            if i == 3:
-                why += f" and there are {NUM_CLASSES} classes"
-            raise bad(f"W{i} has shape {W.shape}, expected ({rows}, {cols}) ({why})")
-        if b.shape != (W.shape[1],):
-            raise bad(
-                f"b{i} has shape {b.shape}, expected ({W.shape[1]},) to match W{i}"
-            )
-        rows = W.shape[1]
-    for name in PARAM_NAMES:
-        if not np.isfinite(params[name]).all():
-            raise bad(f"{name} contains NaN or infinite values")
-
-
 def load_net(path, backend) -> ThreeLayerNet:
     """Chapter 3's network from a weights pickle; :class:`WeightsError` if unusable."""
-    try:
-        params = load_array_dict(path)
-    except UnsafePickleError as exc:
-        reason = str(exc).removeprefix(f"{path}: ")
-        raise WeightsError(f"weights {path}: {reason}; {_FIX}") from None
-    except OSError as exc:
-        raise WeightsError(f"weights {path}: cannot read it ({exc.strerror})") from None
-    check_weights(params, path)
-    return ThreeLayerNet(params, backend=backend)
+    return ThreeLayerNet(load_weights_for_cli(path, _FIX), backend=backend)
 
 
 def run(args: argparse.Namespace) -> None:

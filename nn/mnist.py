@@ -9,25 +9,24 @@ Where each IDX file comes from, first match wins:
 3. for Fashion-MNIST, Debian's ``/usr/share/datasets/fashion-mnist``;
 4. a verified download into the user cache (see :mod:`nn.download`).
 
-Local files are validated by structure (magic, dimensions, counts, label range),
-not by checksum, because recompressed copies are common. Parsed arrays are kept
-in ``<cache>/<dataset>/parsed-<split>.npz`` (never a pickle), rebuilt when a
-source file's size or modification time changes or the cache is unreadable.
+This module finds the files and shapes the arrays as the book does;
+:mod:`nn.mnist_parsed` validates them by structure (magic, dimensions, counts,
+label range), not by checksum, because recompressed copies are common, and
+keeps the parsed arrays in ``<cache>/<dataset>/parsed-<split>.npz`` (never a
+pickle), rebuilt when a source file's size or modification time changes or
+the cache is unreadable.
 """
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
-import json
 import os
 from pathlib import Path
 
 import numpy as np
 
-from nn._fileio import make_temp
 from nn.download import DownloadError, download_file, mirror_list
-from nn.idx import parse_idx, read_idx_bytes
+from nn.mnist_errors import DatasetError, DatasetFormatError, DatasetNotFoundError
+from nn.mnist_parsed import NUM_CLASSES, parsed_split
 from nn.mnist_sources import DATASETS, SYSTEM_DIRS, DatasetInfo
 
 __all__ = [
@@ -44,31 +43,8 @@ __all__ = [
 
 DATA_DIR_ENV = "XPNET_DATA_DIR"
 SPLITS = ("train", "test")
-IMAGE_SHAPE = (28, 28)
-NUM_CLASSES = 10
-_CACHE_VERSION = 1
 #: Keyword arguments of :func:`nn.download.download_file` used by the loaders.
 DOWNLOAD_OPTIONS = {"retries": 2, "timeout": 30.0, "backoff": 1.0}
-
-
-class DatasetError(RuntimeError):
-    """Base class of the errors of :func:`load_mnist` (messages are one line)."""
-
-
-class DatasetNotFoundError(DatasetError, FileNotFoundError):
-    """A dataset file is neither on disk nor downloadable."""
-
-
-class DatasetFormatError(DatasetError, ValueError):
-    """Dataset files that are well-formed IDX but do not make a valid dataset."""
-
-
-# content sha256 -> "Fashion-MNIST's t10k-images-idx3-ubyte.gz", to catch mix-ups.
-_KNOWN_CONTENT = {
-    c.content_sha256: f"{info.title}'s {fname}"
-    for info in DATASETS.values()
-    for fname, c in info.files.values()
-}
 
 
 def cache_root() -> Path:
@@ -163,95 +139,13 @@ def _obtain(info, split, filename, checksums, dirs, download) -> Path:
         ) from exc
 
 
-def _read_checked(path: Path, info: DatasetInfo, expected: str) -> np.ndarray:
-    data = read_idx_bytes(path)
-    known = _KNOWN_CONTENT.get(hashlib.sha256(data).hexdigest())
-    if known and known != expected:
-        raise DatasetFormatError(
-            f"{path} is {known}, not {expected}: point data_dir at the folder of "
-            f"{info.title}'s own files"
-        )
-    return parse_idx(data, str(path))
-
-
-def _validate(images, labels, images_path, labels_path) -> None:
-    if images.dtype != np.uint8 or images.ndim != 3 or images.shape[1:] != IMAGE_SHAPE:
-        raise DatasetFormatError(
-            f"{images_path}: expected uint8 images of shape (N, 28, 28), found "
-            f"{images.dtype} {images.shape}: replace the file (or delete it to "
-            "download it again)"
-        )
-    if labels.dtype != np.uint8 or labels.ndim != 1:
-        raise DatasetFormatError(
-            f"{labels_path}: expected uint8 labels of shape (N,), found "
-            f"{labels.dtype} {labels.shape}: replace the file"
-        )
-    if len(images) != len(labels):
-        raise DatasetFormatError(
-            f"{len(images)} images in {images_path} but {len(labels)} labels in "
-            f"{labels_path}: the two files must come from the same split of one "
-            "dataset; replace the wrong one"
-        )
-    if labels.size and labels.max() >= NUM_CLASSES:
-        bad = int(np.argmax(labels >= NUM_CLASSES))
-        raise DatasetFormatError(
-            f"{labels_path}: label {int(labels[bad])} at index {bad} is outside "
-            f"0..{NUM_CLASSES - 1}: not a 10-class labels file; replace it"
-        )
-
-
-def _cache_key(paths) -> str:
-    stats = [(str(p.resolve()), p.stat().st_size, p.stat().st_mtime_ns) for p in paths]
-    return json.dumps({"version": _CACHE_VERSION, "sources": stats})
-
-
-def _load_cached(cache: Path, key: str, paths):
-    try:
-        with np.load(cache, allow_pickle=False) as z:
-            if str(z["key"]) != key:
-                return None
-            images, labels = z["images"], z["labels"]
-        _validate(images, labels, *paths)
-    except Exception:  # a corrupt or stale cache is rebuilt, never trusted
-        return None
-    return images, labels
-
-
-def _save_cached(cache: Path, key: str, images, labels) -> None:
-    try:
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = make_temp(cache, ".tmp")
-    except OSError:
-        return  # no writable cache: still works, only slower next time
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, key=np.array(key), images=images, labels=labels)
-        os.replace(tmp, cache)
-    except OSError:
-        pass
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-
-
 def _raw_split(split, dataset, data_dir, download):
     """(images (N, 28, 28) uint8, labels (N,) uint8) of one split, validated."""
     info = _dataset(dataset)
     paths = locate_files(split, dataset, data_dir, download)
-    key = _cache_key(paths)
-    cache = cache_root() / info.name / f"parsed-{split}.npz"
-    hit = _load_cached(cache, key, paths)
-    if hit is not None:
-        return hit
-    images = _read_checked(
-        paths[0], info, f"{info.title}'s {info.files[split, 'images'][0]}"
+    return parsed_split(
+        info, split, paths, cache_root() / info.name / f"parsed-{split}.npz"
     )
-    labels = _read_checked(
-        paths[1], info, f"{info.title}'s {info.files[split, 'labels'][0]}"
-    )
-    _validate(images, labels, *paths)
-    _save_cached(cache, key, images, labels)
-    return images, labels
 
 
 def _transform(images, labels, normalize, flatten, one_hot_label):

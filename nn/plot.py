@@ -105,20 +105,8 @@ def plot_accuracy(
     return fig
 
 
-def plot_batch_size_comparison(
-    curves: Mapping[str, tuple[Sequence, Sequence]],
-    *,
-    window: int = 50,
-    title: str | None = None,
-    path=None,
-):
-    """Loss curves of runs that differ in batch size, on one axes.
-
-    curves: ``{label: (iterations, losses)}``. Each raw curve is drawn faintly
-    with its ``window``-step moving average on top, since small batches give
-    very noisy losses.
-    """
-    fig, (ax,) = new_figure()
+def _smoothed_losses(ax, curves: Mapping, window: int) -> None:
+    """Each raw loss curve drawn faintly, its ``window``-step mean on top."""
     for label, (iterations, losses) in curves.items():
         iterations, losses = list(iterations), list(losses)
         (line,) = ax.plot(iterations, losses, linewidth=0.5, alpha=0.3)
@@ -134,7 +122,52 @@ def plot_batch_size_comparison(
     ax.set_ylim(bottom=0)
     ax.legend(loc="upper right")
     ax.grid(alpha=0.3)
+
+
+def plot_batch_size_comparison(
+    curves: Mapping[str, tuple[Sequence, Sequence]],
+    *,
+    window: int = 50,
+    title: str | None = None,
+    path=None,
+):
+    """Loss curves of runs that differ in batch size, on one axes.
+
+    curves: ``{label: (iterations, losses)}``. Each raw curve is drawn faintly
+    with its ``window``-step moving average on top, since small batches give
+    very noisy losses.
+    """
+    fig, (ax,) = new_figure()
+    _smoothed_losses(ax, curves, window)
     ax.set_title(title or "loss by batch size")
+    if path is not None:
+        save_figure(fig, path)
+    return fig
+
+
+def plot_run_comparison(
+    runs: Mapping[str, Mapping[str, Sequence]],
+    *,
+    window: int = 50,
+    title: str | None = None,
+    path=None,
+):
+    """Loss curves (left) and test accuracy per evaluation (right) of several runs.
+
+    runs: ``{label: {"iteration", "loss", "eval_iteration", "test_acc": (N,)
+    or (E,) sequences}}``, e.g. the columns of :func:`nn.metrics.read_metrics`.
+    """
+    fig, (ax_loss, ax_acc) = new_figure(2)
+    curves = {k: (r["iteration"], r["loss"]) for k, r in runs.items()}
+    _smoothed_losses(ax_loss, curves, window)
+    for label, r in runs.items():
+        ax_acc.plot(list(r["eval_iteration"]), list(r["test_acc"]), marker="o",
+                    markersize=3, label=label)  # fmt: skip
+    ax_acc.set_xlabel("iteration")
+    ax_acc.set_ylabel("test accuracy")
+    ax_acc.legend(loc="lower right")
+    ax_acc.grid(alpha=0.3)
+    fig.suptitle(title or "runs compared")
     if path is not None:
         save_figure(fig, path)
     return fig

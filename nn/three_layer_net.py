@@ -47,15 +47,29 @@ class ThreeLayerNet:
             width = W.shape[1]
 
     @classmethod
-    def from_pickle(cls, path: str | os.PathLike, backend=None) -> ThreeLayerNet:
+    def from_pickle(
+        cls,
+        path: str | os.PathLike,
+        backend=None,
+        *,
+        input_size: int | None = 784,
+        num_classes: int | None = 10,
+    ) -> ThreeLayerNet:
         """Load the book's ``sample_weight.pkl`` (a pickle of a dict of arrays).
 
         The pickle is read by :func:`nn.safe_pickle.load_array_dict`, which
-        never runs code from the file and refuses anything but arrays.
+        never runs code from the file and refuses anything but arrays
+        (:class:`~nn.safe_pickle.UnsafePickleError`). Weights that are not
+        finite floats of shapes W1 (input_size, H1), b1 (H1,), W2 (H1, H2),
+        b2 (H2,), W3 (H2, num_classes), b3 (num_classes,) raise a one-line
+        :class:`nn.three_layer_weights.WeightsError` (a ``ValueError``), as the
+        ``nn.inference`` CLI does; None accepts any input size or class count.
         """
-        from nn.safe_pickle import load_array_dict
+        # Host-side NumPy checks live outside the model code (no numpy here).
+        from nn.three_layer_weights import load_weights
 
-        return cls(load_array_dict(path), backend=backend)
+        params = load_weights(path, input_size=input_size, num_classes=num_classes)
+        return cls(params, backend=backend)
 
     @property
     def input_size(self) -> int:

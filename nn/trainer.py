@@ -8,15 +8,15 @@ Usable from Python and notebooks::
 
 The data is moved to the backend once. Losses stay on the device in a small
 buffer and are pulled to the host in one copy about once a second (or every
-``FLUSH_EVERY`` steps), which is also when divergence is checked; accuracies
-are computed once an epoch. Batches are drawn on the host from one
-``numpy.random.Generator`` (seeded weights first, then batches) whose state is
-checkpointed, so a resumed run repeats an uninterrupted one exactly.
+``FLUSH_EVERY`` steps), which is also when divergence is checked (the step
+loop, :mod:`nn.train_loop`); accuracies are computed once an epoch. Batches
+are drawn on the host from one ``numpy.random.Generator`` (seeded weights
+first, then batches) whose state is checkpointed, so a resumed run repeats an
+uninterrupted one exactly.
 """
 
 from __future__ import annotations
 
-import math
 import secrets
 import time
 from dataclasses import replace
@@ -37,6 +37,7 @@ from nn.progress import ConsoleReporter
 from nn.train_config import TrainConfig
 from nn.train_data import as_labels, check_split, load_data
 from nn.train_eval import accuracy_alive, evaluate
+from nn.train_loop import run_steps
 from nn.train_record import EvalRecord, History, TrainResult
 from nn.train_state import restore, snapshot
 from nn.two_layer_net import TwoLayerNet
@@ -50,11 +51,6 @@ __all__ = [
     "TrainingDiverged",
     "load_data",
 ]
-
-#: Most steps whose losses wait on the device before one copy to the host.
-FLUSH_EVERY = 100
-#: Most seconds between two such copies (progress and divergence checks).
-FLUSH_SECONDS = 1.0
 
 
 class TrainingDiverged(RuntimeError):
@@ -206,7 +202,7 @@ class Trainer:
             with StopRequest(handle_sigint) as stop:
                 if not self.history.eval_iteration:
                     self._evaluate(metrics)  # the book's epoch-0 point
-                self._loop(metrics, stop)
+                run_steps(self, metrics, stop)
                 interrupted = stop.requested
             if interrupted:
                 self.reporter.message(f"interrupted at iteration {self.iteration}")
@@ -241,43 +237,6 @@ class Trainer:
             else None,
             history=self.history,
         )
-
-    def _loop(self, metrics, stop) -> None:
-        buf = self.backend.xp.zeros(FLUSH_EVERY, dtype=self.net.dtype)
-        times = []
-        last_flush = started = time.perf_counter()
-        while self.iteration < self.total and not stop.requested:
-            buf[len(times)] = self.step()
-            self.iteration += 1
-            now = time.perf_counter()
-            if not self._first_step_seconds:
-                self._first_step_seconds = now - started
-            times.append(now - self._clock0)
-            due_eval = (
-                self.iteration % self.eval_every == 0 or self.iteration == self.total
-            )
-            if (
-                due_eval
-                or stop.requested
-                or len(times) == FLUSH_EVERY
-                or now - last_flush >= FLUSH_SECONDS
-            ):
-                self._flush(buf, times, metrics)
-                times, last_flush = [], now
-            if due_eval and not stop.requested:
-                self._evaluate(metrics)
-
-    def _flush(self, buf, times, metrics) -> None:
-        losses = self.backend.asnumpy(buf[: len(times)]).tolist()  # one device sync
-        first = self.iteration - len(losses) + 1
-        self.history.loss.extend(losses)
-        self.elapsed = times[-1]
-        if metrics is not None:
-            metrics.write_steps(first, losses, times, self.iters_per_epoch)
-        self.reporter.progress(self.iteration, losses[-1])
-        for i, value in enumerate(losses):
-            if not math.isfinite(value):
-                self._diverged(f"the loss is {value} at iteration {first + i}")
 
     def _diverged(self, what: str):
         where = (

@@ -11,14 +11,14 @@ from __future__ import annotations
 import dataclasses
 import gzip
 import hashlib
-import http.server
-import socket
 import threading
 import time
 from collections import Counter
 
+import http_fixtures
 import numpy as np
 import pytest
+from http_fixtures import QuietHandler, serve_http
 
 import nn.mnist as mnist
 from nn.download import (
@@ -35,13 +35,10 @@ IMAGES = "t10k-images-idx3-ubyte.gz"
 FAST = dict(retries=2, timeout=5.0, backoff=0.0)
 
 
-class Handler(http.server.BaseHTTPRequestHandler):
+class Handler(QuietHandler):
     files: dict[str, bytes] = {}
     hits: Counter = Counter()
     lock = threading.Lock()
-
-    def log_message(self, *args):  # keep test output quiet
-        pass
 
     def do_GET(self):
         mode, _, name = self.path.strip("/").partition("/")
@@ -74,22 +71,14 @@ def server(shared_data):
         name: (shared_data / "mnist" / name).read_bytes() for name in (LABELS, IMAGES)
     }
     Handler.hits = Counter()
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    httpd.daemon_threads = True
-    thread = threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    httpd.shutdown()
-    httpd.server_close()
+    with serve_http(Handler) as url:
+        yield url
 
 
 @pytest.fixture
 def dead_url():
     """A URL on a port where nothing listens (connection refused at once)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    return f"http://127.0.0.1:{port}/"
+    return http_fixtures.dead_url()
 
 
 @pytest.fixture(autouse=True)

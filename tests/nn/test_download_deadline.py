@@ -8,13 +8,12 @@ timeout (``/drip/``), so that only the total deadline can stop it.
 from __future__ import annotations
 
 import hashlib
-import http.server
 import os
-import threading
 import time
 from collections import Counter
 
 import pytest
+from http_fixtures import QuietHandler, serve_http
 
 from nn.download import (
     DEADLINE_ENV,
@@ -29,12 +28,9 @@ LABELS = "t10k-labels-idx1-ubyte.gz"
 FAST = dict(retries=2, timeout=10.0, backoff=0.0)
 
 
-class DripHandler(http.server.BaseHTTPRequestHandler):
+class DripHandler(QuietHandler):
     body = b""
     hits: Counter = Counter()
-
-    def log_message(self, *args):
-        pass
 
     def do_GET(self):
         mode = self.path.strip("/").split("/")[0]
@@ -59,13 +55,8 @@ class DripHandler(http.server.BaseHTTPRequestHandler):
 def server(shared_data):
     DripHandler.body = (shared_data / "mnist" / LABELS).read_bytes()
     DripHandler.hits = Counter()
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), DripHandler)
-    httpd.daemon_threads = True
-    thread = threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    httpd.shutdown()
-    httpd.server_close()
+    with serve_http(DripHandler) as url:
+        yield url
 
 
 @pytest.fixture

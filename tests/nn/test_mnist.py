@@ -13,6 +13,7 @@ import pytest
 
 import nn
 import nn.mnist as mnist
+import nn.mnist_parsed as mnist_parsed
 
 TEST_IMAGES = "t10k-images-idx3-ubyte.gz"
 TEST_LABELS = "t10k-labels-idx1-ubyte.gz"
@@ -211,13 +212,13 @@ def cache_file(tmp_path):
 @pytest.fixture
 def parse_count(monkeypatch):
     calls = []
-    real = mnist.read_idx_bytes
+    real = mnist_parsed.read_idx_bytes
 
     def counting(path):
         calls.append(path)
         return real(path)
 
-    monkeypatch.setattr(mnist, "read_idx_bytes", counting)
+    monkeypatch.setattr(mnist_parsed, "read_idx_bytes", counting)
     return calls
 
 

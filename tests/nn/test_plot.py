@@ -64,3 +64,23 @@ def test_failed_save_keeps_the_old_file(tmp_path, monkeypatch):
         plot.save_figure(fig, path)
     assert path.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["loss.png"]
+
+
+def test_run_comparison_draws_losses_and_test_accuracy(tmp_path):
+    runs = {
+        "numerical": {"iteration": [1, 2, 3], "loss": [2.0, 1.0, 0.5],
+                      "eval_iteration": [0, 3], "test_acc": [0.1, 0.8]},
+        "backprop": {"iteration": [1, 2, 3], "loss": [2.0, 1.2, 0.4],
+                     "eval_iteration": [0, 3], "test_acc": [0.1, 0.85]},
+    }  # fmt: skip
+    path = tmp_path / "cmp.png"
+    fig = plot.plot_run_comparison(runs, window=2, path=path)
+    ax_loss, ax_acc = fig.axes
+    assert len(ax_loss.lines) == 4  # raw and smoothed per run
+    np.testing.assert_allclose(ax_loss.lines[1].get_ydata(), [1.5, 0.75])
+    np.testing.assert_array_equal(ax_acc.lines[1].get_ydata(), [0.1, 0.85])
+    assert [t.get_text() for t in ax_acc.get_legend().get_texts()] == [
+        "numerical",
+        "backprop",
+    ]
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

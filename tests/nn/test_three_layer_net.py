@@ -170,3 +170,59 @@ def test_from_pickle_refuses_malicious_weights(tmp_path):
     with pytest.raises(UnsafePickleError, match="refused to load posix.system"):
         ThreeLayerNet.from_pickle(path)
     assert not marker.exists()
+
+
+def book_shaped_params():
+    """Small weights with the book's input (784) and class (10) counts."""
+    rng = np.random.default_rng(1)
+    shapes = {"W1": (784, 4), "b1": (4,), "W2": (4, 3), "b2": (3,),
+              "W3": (3, 10), "b3": (10,)}  # fmt: skip
+    return {k: rng.standard_normal(s).astype(np.float32) for k, s in shapes.items()}
+
+
+BAD_PICKLED_WEIGHTS = {
+    "int W1": (lambda p: p.update(W1=(p["W1"] * 100).astype(np.int64)),
+               "W1 holds int64 values"),
+    "bool b2": (lambda p: p.update(b2=p["b2"] > 0), "b2 holds bool values"),
+    "W1 rows": (lambda p: p.update(W1=p["W1"][:100]),
+                r"W1 has shape \(100, 4\), expected \(784, M\)"),
+    "5 classes": (lambda p: p.update(W3=p["W3"][:, :5], b3=p["b3"][:5]),
+                  r"W3 has shape \(3, 5\), expected \(3, 10\)"),
+    "b1 shape": (lambda p: p.update(b1=p["b1"][:2]),
+                 r"b1 has shape \(2,\), expected \(4,\)"),
+    "NaN W3": (lambda p: p["W3"].fill(np.nan), "W3 contains NaN"),
+    "missing b3": (lambda p: p.pop("b3"), "missing b3"),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("kind", BAD_PICKLED_WEIGHTS)
+def test_from_pickle_refuses_unusable_weights_like_the_cli(tmp_path, kind):
+    from nn.inference import WeightsError as CliWeightsError
+    from nn.three_layer_weights import WeightsError, check_weights
+
+    spoil, problem = BAD_PICKLED_WEIGHTS[kind]
+    params = book_shaped_params()
+    spoil(params)
+    path = tmp_path / "weights.pkl"
+    path.write_bytes(pickle.dumps(params))
+    with pytest.raises(WeightsError, match=problem) as info:
+        ThreeLayerNet.from_pickle(path)
+    message = str(info.value)
+    assert isinstance(info.value, ValueError) and WeightsError is CliWeightsError
+    assert message.startswith(f"weights {path}: ") and "\n" not in message
+    assert "ch03/sample_weight.pkl" in message  # the fix
+    with pytest.raises(WeightsError) as cli:  # the check the CLI runs
+        check_weights(params, path)
+    assert str(cli.value) == message
+
+
+def test_from_pickle_loads_valid_weights_of_other_sizes_when_asked(tmp_path):
+    path = tmp_path / "small.pkl"
+    path.write_bytes(pickle.dumps(valid_params()))
+    with pytest.raises(ValueError, match=r"expected \(784, M\)"):
+        ThreeLayerNet.from_pickle(path)
+    net = ThreeLayerNet.from_pickle(path, input_size=None, num_classes=None)
+    assert net.input_size == 6
+    book = tmp_path / "book.pkl"
+    book.write_bytes(pickle.dumps(book_shaped_params()))
+    assert ThreeLayerNet.from_pickle(book).input_size == 784

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import backend as B
-import nn.trainer as trainer_mod
+import nn.train_loop as train_loop
 from nn.checkpoint import CHECKPOINT_NAME, CheckpointError, load_checkpoint
 from nn.metrics import METRICS_NAME, read_metrics
 from nn.progress import ConsoleReporter, SilentReporter
@@ -168,13 +168,13 @@ def test_outputs_in_out_dir(data, tmp_path):
 
 def test_losses_reach_the_host_in_batches(data, monkeypatch):
     """No per-iteration device sync: one copy per FLUSH_EVERY steps (or eval)."""
-    monkeypatch.setattr(trainer_mod, "FLUSH_SECONDS", 1e9)
+    monkeypatch.setattr(train_loop, "FLUSH_SECONDS", 1e9)
     tr = quiet_trainer(data, iters=250, eval_every=1000)
     calls = []
     real = tr.backend.asnumpy
     monkeypatch.setattr(tr.backend, "asnumpy", lambda a: calls.append(1) or real(a))
     tr.fit()
-    steps_copies = math.ceil(250 / trainer_mod.FLUSH_EVERY)
+    steps_copies = math.ceil(250 / train_loop.FLUSH_EVERY)
     evals = 2 * 2  # start and end, train and test accuracy
     assert len(calls) == steps_copies + evals
 
@@ -239,7 +239,7 @@ class InterruptAt(SilentReporter):
 
 
 def test_ctrl_c_stops_cleanly_and_resumes_exactly(data, tmp_path, monkeypatch):
-    monkeypatch.setattr(trainer_mod, "FLUSH_EVERY", 7)
+    monkeypatch.setattr(train_loop, "FLUSH_EVERY", 7)
     tr = Trainer(
         *data,
         TrainConfig(iters=500, seed=3, hidden_size=16),

@@ -16,10 +16,8 @@ from __future__ import annotations
 
 import dataclasses
 import gzip
-import http.server
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -27,6 +25,7 @@ import time
 
 import numpy as np
 import pytest
+from http_fixtures import QuietHandler, dead_url, serve_http
 from reliability_support import ROOT, child_env
 
 import nn.mnist as mnist
@@ -54,14 +53,11 @@ def offsets(count: int, size: int, salt: int) -> list[int]:
     return sorted({0, size - 1, *rng.integers(1, size - 1, count - 2).tolist()})[:count]
 
 
-class Handler(http.server.BaseHTTPRequestHandler):
+class Handler(QuietHandler):
     """``/<mode>/<param>/<file>``: ok, cut, nolength, wrong, stall."""
 
     files: dict = {}
     sent = threading.Event()
-
-    def log_message(self, *args):
-        pass
 
     def do_GET(self):
         mode, param, name = self.path.strip("/").split("/")
@@ -106,13 +102,8 @@ def server(shared_data):
         LABELS: (shared_data / "mnist" / LABELS).read_bytes(),
         "fashion-" + LABELS: (shared_data / "fashion-mnist" / LABELS).read_bytes(),
     }
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    httpd.daemon_threads = True
-    thread = threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    httpd.shutdown()
-    httpd.server_close()
+    with serve_http(Handler) as url:
+        yield url
 
 
 @pytest.fixture
@@ -121,10 +112,7 @@ def offline(monkeypatch, tmp_path, shared_data):
 
     -> (data_dir, reference labels).
     """
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        dead = f"http://127.0.0.1:{s.getsockname()[1]}/"
-    info = dataclasses.replace(mnist.DATASETS["mnist"], mirrors=(dead,))
+    info = dataclasses.replace(mnist.DATASETS["mnist"], mirrors=(dead_url(),))
     monkeypatch.setitem(mnist.DATASETS, "mnist", info)
     monkeypatch.setattr(mnist, "DOWNLOAD_OPTIONS", FAST)
     data_dir = tmp_path / "data"
