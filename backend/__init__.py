@@ -18,9 +18,11 @@ from __future__ import annotations
 import os
 import warnings
 
-# Numba's OpenMP workers spin after each parallel region by default; on a small
-# machine they then steal the cores from OpenBLAS and make every later NumPy
-# matmul ~100x slower. Passive waiting must be set before libgomp starts.
+# The one place this default is set. Numba's OpenMP workers spin after each
+# parallel region by default; on a small or busy machine they then steal the
+# cores from OpenBLAS and make later NumPy matmuls up to ~100x slower. Passive
+# waiting must be set before libgomp starts (at Numba's first parallel call);
+# the user's own setting wins.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from backend._base import Backend, BackendUnavailableError  # noqa: E402

@@ -2,15 +2,17 @@
 
 Numba is imported only when this backend is instantiated, so ``import
 backend`` works without it. The kernels live in ``_numba_kernels`` (softmax,
-cross-entropy, a small matmul) and ``_numba_step`` (the fused TwoLayerNet SGD
-step); they are compiled on first use and cached on disk (``cache=True``).
-Threads: Numba's pool, sized by ``NUMBA_NUM_THREADS``; BLAS is never called
-from inside a parallel region.
+cross-entropy, a small matmul) and ``_numba_step`` (the TwoLayerNet SGD step:
+BLAS products around one compiled call); they are compiled on first use and
+cached on disk (``cache=True``).
+Threads: Numba's pool, sized by ``NUMBA_NUM_THREADS``, used only by kernels
+big enough to repay a fork and join; BLAS is never called from inside a
+parallel region. ``OMP_WAIT_POLICY`` defaults to PASSIVE, set in
+``backend/__init__.py`` before Numba's OpenMP runtime can load.
 """
 
 from __future__ import annotations
 
-import os
 import threading
 
 import numpy as np
@@ -24,21 +26,17 @@ _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 #: np.matmul's fixed call cost. Above it BLAS's blocked SIMD kernels win:
 #: (16, 16) @ (16, 16) 1.3 vs 1.0 us, (100, 50) @ (50, 10) 15 vs 2.5 us,
 #: (100, 784) @ (784, 50) 381 vs 53 us, x.T @ dout (784, 100) @ (100, 50)
-#: 598 vs 42 us. (The fused step beats BLAS on x @ W1 only by skipping the
-#: zero pixels, which a general matmul cannot assume.)
+#: 598 vs 42 us. (The SGD step, too, leaves its two large products to BLAS.)
 _SMALL_MATMUL = 1024
 
-#: Below this many elements softmax runs on one thread (fork/join costs more).
+#: Below this many elements softmax and softmax-with-loss run on one thread:
+#: a parallel region's fork and join costs more than such rows take, and on a
+#: busy 2-core machine its workers may wait for a core (the layer-by-layer
+#: gradient at batch 100 calls softmax-with-loss on 100 x 10 scores).
 _SMALL_SOFTMAX = 16384
 
 
 def _import_numba():
-    # Numba's OpenMP threads otherwise spin between parallel regions: on a
-    # busy machine (more runnable threads than cores) that made a training
-    # step 10-50x slower; sleeping waits cost little at two regions per step.
-    # Set before libgomp loads (at Numba's first parallel call); the user's
-    # own setting wins.
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     try:
         import numba
     except ImportError as exc:
@@ -150,10 +148,22 @@ class NumbaBackend(Backend):
         labels, onehot = _labels_or_onehot(t, n, c, x.dtype)
         y = np.empty_like(x)
         consts = np.array([0, CE_DELTA], x.dtype)
+        k = self._k
+        small = x.size < _SMALL_SOFTMAX
         if labels is not None:
-            loss = self._k.softmax_cross_entropy_labels(x, labels, y, consts)
+            kernel = (
+                k.softmax_cross_entropy_labels_serial
+                if small
+                else k.softmax_cross_entropy_labels
+            )
+            loss = kernel(x, labels, y, consts)
         else:
-            loss = self._k.softmax_cross_entropy_onehot(x, onehot, y, consts)
+            kernel = (
+                k.softmax_cross_entropy_onehot_serial
+                if small
+                else k.softmax_cross_entropy_onehot
+            )
+            loss = kernel(x, onehot, y, consts)
         return np.asarray(loss, dtype=x.dtype), y
 
     def softmax_cross_entropy_backward(self, y, t, dout=1.0):
@@ -192,7 +202,10 @@ class NumbaBackend(Backend):
         return super().numerical_gradient(f, x)
 
     def two_layer_sgd_step(self, params, x, t, lr, activation):
-        """One fused SGD step of TwoLayerNet: forward, backward, update, one call.
+        """One SGD step of TwoLayerNet: forward, backward, update.
+
+        The two large products go to BLAS and everything else runs in one
+        serial compiled call (``_numba_step`` says why, with measurements).
 
         params: {"W1": (D, H), "b1": (H,), "W2": (H, C), "b2": (C,)}, one
         float dtype, C-contiguous, updated in place; x: (N, ...) flattened to
@@ -225,7 +238,6 @@ class NumbaBackend(Backend):
         # The kernel checks the label range itself (cheaper than min/max here).
         labels, onehot = _labels_or_onehot(t, n, W2.shape[1], dtype, False)
         use_onehot = onehot is not None
-        consts = np.array([0, 1, CE_DELTA, 1.0 / n], dtype)
         key = (x.shape, W1.shape[1], W2.shape[1], dtype)
         ws = getattr(self._local, "workspaces", None)
         if ws is None:
@@ -234,7 +246,9 @@ class NumbaBackend(Backend):
             # One set of scratch arrays per shape and thread; old shapes are
             # dropped so that varying batch sizes do not pile up memory.
             ws.clear()
-            ws[key] = self._step.workspace(n, x.shape[1], *key[1:])
+            consts = np.array([0, 1, CE_DELTA, 1.0 / n], dtype)
+            ws[key] = (self._step.workspace(n, x.shape[1], *key[1:]), consts)
+        scratch, consts = ws[key]
         loss, status = self._step.sgd_step(
             x,
             self._empty_labels if use_onehot else labels,
@@ -247,7 +261,7 @@ class NumbaBackend(Backend):
             dtype.type(lr),
             activation == "sigmoid",
             consts,
-            ws[key],
+            scratch,
         )
         if status != self._step.OK:
             _bad_labels(labels, W2.shape[1])

@@ -1,7 +1,8 @@
-"""Row-parallel Numba kernels: softmax, fused softmax cross-entropy, a small matmul.
+"""Numba kernels: softmax, fused softmax cross-entropy, a small matmul.
 
-Imported only by the Numba backend (it imports numba at module level). Each
-kernel writes into an output the caller allocates, so nothing the size of the
+Imported only by the Numba backend (it imports numba at module level). The
+row kernels come in a row-parallel and a serial form; the backend picks by
+size. Each kernel writes into an output the caller allocates, so nothing the size of the
 batch is allocated here. ``fastmath`` stays off: NaN and inf propagate as in
 NumPy. Scalars (0, 1, the log's delta) come in the array's dtype, so float32
 work stays float32.
@@ -46,22 +47,52 @@ def softmax_rows_serial(x, y, zero):
         _softmax_row(x[i], y[i], zero)
 
 
+@njit(cache=True)
+def _ce_labels_row(x, labels, y, consts, i):
+    """Row i: y[i] = softmax(x[i]); -> -log(y[i, t_i] + delta)."""
+    _softmax_row(x[i], y[i], consts[0])
+    return -np.log(y[i, labels[i]] + consts[1])
+
+
+@njit(cache=True)
+def _ce_onehot_row(x, t, y, consts, i):
+    """Row i: y[i] = softmax(x[i]); -> -sum(t[i] * log(y[i] + delta))."""
+    _softmax_row(x[i], y[i], consts[0])
+    s = 0.0
+    for c in range(x.shape[1]):
+        s -= t[i, c] * np.log(y[i, c] + consts[1])
+    return s
+
+
+@njit(cache=True)
+def _mean(row_loss):
+    """Mean of the per-row losses, summed in row order in float64."""
+    total = 0.0
+    for i in range(row_loss.shape[0]):
+        total += row_loss[i]
+    return total / row_loss.shape[0]
+
+
 @njit(cache=True, parallel=True)
 def softmax_cross_entropy_labels(x, labels, y, consts):
     """y = softmax(x) row-wise and the mean of -log(y[i, t_i] + delta).
 
     x, y: (N, C); labels: (N,) int64 in [0, C) (checked by the caller);
-    consts: (zero, delta). Returns the float64 mean loss.
+    consts: (zero, delta). Returns the float64 mean loss. Rows in parallel.
     """
-    n = x.shape[0]
-    row_loss = np.empty(n, np.float64)
-    for i in prange(n):
-        _softmax_row(x[i], y[i], consts[0])
-        row_loss[i] = -np.log(y[i, labels[i]] + consts[1])
-    total = 0.0
-    for i in range(n):
-        total += row_loss[i]
-    return total / n
+    row_loss = np.empty(x.shape[0], np.float64)
+    for i in prange(x.shape[0]):
+        row_loss[i] = _ce_labels_row(x, labels, y, consts, i)
+    return _mean(row_loss)
+
+
+@njit(cache=True)
+def softmax_cross_entropy_labels_serial(x, labels, y, consts):
+    """As :func:`softmax_cross_entropy_labels` on one thread (small inputs)."""
+    row_loss = np.empty(x.shape[0], np.float64)
+    for i in range(x.shape[0]):
+        row_loss[i] = _ce_labels_row(x, labels, y, consts, i)
+    return _mean(row_loss)
 
 
 @njit(cache=True, parallel=True)
@@ -69,19 +100,21 @@ def softmax_cross_entropy_onehot(x, t, y, consts):
     """y = softmax(x) row-wise and the mean over rows of -sum(t * log(y + delta)).
 
     x, t, y: (N, C); consts: (zero, delta). Returns the float64 mean loss.
+    Rows in parallel.
     """
-    n, c_size = x.shape
-    row_loss = np.empty(n, np.float64)
-    for i in prange(n):
-        _softmax_row(x[i], y[i], consts[0])
-        s = 0.0
-        for c in range(c_size):
-            s -= t[i, c] * np.log(y[i, c] + consts[1])
-        row_loss[i] = s
-    total = 0.0
-    for i in range(n):
-        total += row_loss[i]
-    return total / n
+    row_loss = np.empty(x.shape[0], np.float64)
+    for i in prange(x.shape[0]):
+        row_loss[i] = _ce_onehot_row(x, t, y, consts, i)
+    return _mean(row_loss)
+
+
+@njit(cache=True)
+def softmax_cross_entropy_onehot_serial(x, t, y, consts):
+    """As :func:`softmax_cross_entropy_onehot` on one thread (small inputs)."""
+    row_loss = np.empty(x.shape[0], np.float64)
+    for i in range(x.shape[0]):
+        row_loss[i] = _ce_onehot_row(x, t, y, consts, i)
+    return _mean(row_loss)
 
 
 @njit(cache=True)
