@@ -24,9 +24,6 @@ from backend._base import CE_DELTA, H
 from backend._numgrad import Batch, activation_function, distinct_inputs
 
 _JIT = {"cache": True, "nogil": True}
-#: Entries (distinct input values of a sample) per block of work; measured on
-#: this machine, blocks small enough for the L2 cache were no faster.
-ENTRIES_PER_BLOCK = 1 << 15
 
 
 @nb.njit(**_JIT)
@@ -63,21 +60,22 @@ def _sample_loss(scores, n, t_ptr, t_col, t_val, e):
 
 
 @nb.njit(**_JIT)
-def _softmax_pieces(a2):
-    """Softmax pieces of the unperturbed scores (N, C): top (N,) row maxima,
-    e (N, C) = exp(a2 - top), and top_without (N, C) / total_without (N, C):
-    the maximum of a2 and the sum of e over the other classes (summed
-    directly, never by subtraction)."""
+def _base_losses(a2, t_ptr, t_col, t_val):
+    """Unperturbed per-sample losses and softmax pieces of the scores (N, C).
+
+    -> loss (N,), top (N,) row maxima, e (N, C) exp(a2 - top), and
+    top_without (N, C) / total_without (N, C): the maximum and the sum of e
+    over the other classes (summed directly, never by subtraction).
+    """
     n_total, c_total = a2.shape
+    loss = np.empty(n_total)
     top = np.empty(n_total)
     e = np.empty((n_total, c_total))
     top_without = np.empty((n_total, c_total))
     total_without = np.empty((n_total, c_total))
     for n in range(n_total):
+        loss[n] = _sample_loss(a2[n], n, t_ptr, t_col, t_val, e[n])
         top[n] = a2[n].max()
-        for c in range(c_total):
-            d = a2[n, c] - top[n]
-            e[n, c] = 1.0 if d == 0.0 else np.exp(d)
         for c in range(c_total):
             m, s = -np.inf, 0.0
             for k in range(c_total):
@@ -86,99 +84,94 @@ def _softmax_pieces(a2):
                     s += e[n, k]
             top_without[n, c] = m
             total_without[n, c] = s
-    return top, e, top_without, total_without
+    return loss, top, e, top_without, total_without
 
 
 @nb.njit(**_JIT)
-def _pre_activations(a1e, values, pre, arg):
-    """Unit j's pre-activation a1e (Q,) moved up (pre[:Q]) and down (pre[Q:])
-    by values·h, and the sigmoid's exponent -|pre| in arg."""
-    q_total = a1e.shape[0]
-    for q in range(q_total):
+def _pre_activations(a1, j, rows, values, pre, arg):
+    """Unit j's pre-activation for each entry q moved up (pre[2q]) and down
+    (pre[2q + 1]) by values[q]·h, and the sigmoid's exponent -|pre| in arg."""
+    for q in range(rows.shape[0]):
         step = values[q] * H  # x_i·(W1[i, j] ± h) - x_i·W1[i, j]
-        pre[q] = a1e[q] + step
-        pre[q_total + q] = a1e[q] - step
+        pre[2 * q] = a1[rows[q], j] + step
+        pre[2 * q + 1] = a1[rows[q], j] - step
     for k in range(pre.shape[0]):
         arg[k] = -abs(pre[k])
 
 
 @nb.njit(**_JIT)
-def _perturbed_scores(pre, exp_arg, sigmoid, z1e, a2e, w, dz, top, scores):
-    """Scores (C, 2Q) minus their maximum over classes, for every perturbed
-    sample; classes first so every loop runs over long contiguous rows."""
-    q_total, c_total = z1e.shape[0], a2e.shape[0]
+def _moved_scores(pre, exp_arg, sigmoid, j, rows, z1, a2, W2, scores, moved):
+    """Scores minus their row maximum for each perturbed sample whose unit j
+    output changes; ``moved[k]`` says which. -> rows of ``scores`` written."""
+    count = 0
+    w = W2[j]
     for k in range(pre.shape[0]):
-        a = pre[k]
-        if sigmoid:  # nn.functions.sigmoid: 1 / (1 + e) or e / (1 + e)
+        n, a = rows[k >> 1], pre[k]
+        if sigmoid:  # nn.functions.sigmoid, with exp_arg = exp(-|a|)
             e = exp_arg[k]
-            z = (1.0 if a >= 0 else e) / (1.0 + e)
+            z = 1.0 / (1.0 + e) if a >= 0 else e / (1.0 + e)
         else:  # the Relu layer
             z = 0.0 if a <= 0 else a
-        dz[k] = z
-    for q in range(q_total):
-        dz[q] -= z1e[q]
-        dz[q_total + q] -= z1e[q]
-    top[:] = -np.inf
-    for c in range(c_total):
+        dz = z - z1[n, j]
+        moved[k] = dz != 0.0  # else everything after the unit is unchanged
+        if dz == 0.0:
+            continue
         # The second affine layer at the new activation: only unit j's term
         # of the sum moves.
-        w_c, row, base = w[c], scores[c], a2e[c]
-        for half in range(2):
-            off = half * q_total
-            for q in range(q_total):
-                s = base[q] + dz[off + q] * w_c
-                row[off + q] = s
-                top[off + q] = s if s > top[off + q] else top[off + q]
-    for c in range(c_total):
-        for k in range(top.shape[0]):
-            scores[c, k] -= top[k]
+        top = -np.inf
+        for c in range(a2.shape[1]):
+            s_c = a2[n, c] + dz * w[c]
+            scores[count, c] = s_c
+            top = max(top, s_c)
+        for c in range(a2.shape[1]):
+            scores[count, c] -= top
+        count += 1
+    return count
 
 
 @nb.njit(**_JIT)
-def _probabilities(e, labels, dense, total, out):
-    """y + 1e-7 from e = exp(scores - max) (C, 2Q): of the label class (out
-    (1, 2Q)) or, for ``dense`` targets, of every class (out (C, 2Q))."""
-    q_total = labels.shape[0]
-    total[:] = e[0]
-    for c in range(1, e.shape[0]):
-        for k in range(total.shape[0]):
-            total[k] += e[c, k]
-    if dense:
-        for c in range(e.shape[0]):
-            for k in range(total.shape[0]):
-                out[c, k] = e[c, k] / total[k] + CE_DELTA
-    else:
-        for half in range(2):
-            for q in range(q_total):
-                k = half * q_total + q
-                out[0, k] = e[labels[q], k] / total[k] + CE_DELTA
+def _probabilities(e, moved, rows, t_ptr, t_col, out):
+    """y_c + 1e-7 = e_c / sum(e) + 1e-7 of each moved sample's target classes,
+    in order, from e = exp(scores - max). -> entries of ``out`` written."""
+    i = r = 0
+    for k in range(moved.shape[0]):
+        if moved[k]:
+            n = rows[k >> 1]
+            total = 0.0
+            for c in range(e.shape[1]):
+                total += e[r, c]
+            for kk in range(t_ptr[n], t_ptr[n + 1]):
+                out[i] = e[r, t_col[kk]] / total + CE_DELTA
+                i += 1
+            r += 1
+    return i
 
 
 @nb.njit(**_JIT)
-def _loss_differences(log_p, weight, target, dense, diff):
-    """Cross-entropy of each perturbed sample from log(y + 1e-7) (1 or C,
-    2Q), and l(+) - l(-) of each entry into ``diff`` (Q,)."""
-    q_total = diff.shape[0]
-    for q in range(q_total):
-        if dense:
-            plus = minus = 0.0
-            for c in range(target.shape[0]):
-                plus -= target[c, q] * log_p[c, q]
-                minus -= target[c, q] * log_p[c, q_total + q]
-        else:
-            plus = -weight[q] * log_p[0, q]
-            minus = -weight[q] * log_p[0, q_total + q]
+def _accumulate(log_p, moved, rows, base, t_ptr, t_val, pixel, entry, j, gW1_t, gb1):
+    """Cross-entropy of each perturbed sample from log(y + 1e-7), l(+) - l(-)
+    per entry, summed into row j of W1.T (through pixel/entry) and, for the
+    last N entries (input 1), into b1[j]."""
+    i = 0
+    diff = np.empty(rows.shape[0])
+    for q in range(rows.shape[0]):
+        n = rows[q]
+        plus = minus = base[n]
+        if moved[2 * q]:
+            plus = 0.0
+            for kk in range(t_ptr[n], t_ptr[n + 1]):
+                plus -= t_val[kk] * log_p[i]
+                i += 1
+        if moved[2 * q + 1]:
+            minus = 0.0
+            for kk in range(t_ptr[n], t_ptr[n + 1]):
+                minus -= t_val[kk] * log_p[i]
+                i += 1
         diff[q] = plus - minus
-
-
-@nb.njit(**_JIT)
-def _accumulate(diff, pixel, entry, j, n_b1, gW1_t, gb1):
-    """Sum the entries' l(+) - l(-) into row j of W1.T (through pixel/entry)
-    and, for the last ``n_b1`` entries (input 1), into b1[j]."""
     for k in range(pixel.shape[0]):
         gW1_t[j, pixel[k]] += diff[entry[k]]
     acc = 0.0
-    for q in range(diff.shape[0] - n_b1, diff.shape[0]):
+    for q in range(rows.shape[0] - base.shape[0], rows.shape[0]):
         acc += diff[q]
     gb1[j] = acc
 
@@ -188,40 +181,25 @@ def _first_layer_columns(columns, ctx, gW1_t, gb1):
     with this thread's own scratch. The exponentials and logs run through
     NumPy's vectorised ufuncs, several times faster than scalar libm calls in
     compiled loops."""
-    batch, per_entry, values, pixel, entry = ctx
-    a1e, z1e, a2e, labels, weight, target = per_entry
-    dense = batch.labels is None
+    batch, rows, values, base, tgt, pixel, entry = ctx
+    t_ptr, t_col, t_val = tgt
     sigmoid = batch.activation == "sigmoid"
-    q_total, c_total = values.shape[0], a2e.shape[0]
-    width = min(q_total, max(256, ENTRIES_PER_BLOCK))
-    pre, arg, dz, top = (np.empty(2 * width) for _ in range(4))
-    scores = np.empty((c_total, 2 * width))
-    probs = np.empty((c_total if dense else 1, 2 * width))
-    diff = np.empty(q_total)
+    size = 2 * rows.shape[0]
+    pre, arg = np.empty(size), np.empty(size)
+    moved = np.empty(size, dtype=np.bool_)
+    scores = np.empty((size, batch.a2.shape[1]))
+    probs = np.empty(size * int(np.max(np.diff(t_ptr))))
     for j in columns:
-        for q0 in range(0, q_total, width):
-            q1 = min(q_total, q0 + width)
-            k = 2 * (q1 - q0)
-            p, a, s, y = pre[:k], arg[:k], scores[:, :k], probs[:, :k]
-            _pre_activations(a1e[j, q0:q1], values[q0:q1], p, a)
-            if sigmoid:
-                np.exp(a, out=a)
-            _perturbed_scores(
-                p,
-                a,
-                sigmoid,
-                z1e[j, q0:q1],
-                a2e[:, q0:q1],
-                batch.W2[j],
-                dz[:k],
-                top[:k],
-                s,
-            )
-            np.exp(s, out=s)
-            _probabilities(s, labels[q0:q1], dense, top[:k], y)
-            np.log(y, out=y)
-            _loss_differences(y, weight[q0:q1], target[:, q0:q1], dense, diff[q0:q1])
-        _accumulate(diff, pixel, entry, j, batch.n, gW1_t, gb1)
+        _pre_activations(batch.a1, j, rows, values, pre, arg)
+        if sigmoid:
+            np.exp(arg, out=arg)
+        count = _moved_scores(
+            pre, arg, sigmoid, j, rows, batch.z1, batch.a2, batch.W2, scores, moved
+        )
+        np.exp(scores[:count], out=scores[:count])
+        used = _probabilities(scores, moved, rows, t_ptr, t_col, probs)
+        np.log(probs[:used], out=probs[:used])
+        _accumulate(probs, moved, rows, base, t_ptr, t_val, pixel, entry, j, gW1_t, gb1)
 
 
 @nb.njit(**_JIT, inline="always")
@@ -305,22 +283,12 @@ def two_layer_numerical_gradient(params, x, t, activation: str) -> dict:
         np, params, x, t, activation, activation_function(activation), _matmul
     )
     tgt = _sparse_targets(batch.target)
-    pieces = _softmax_pieces(batch.a2)
+    base, top, e, top_without, total_without = _base_losses(batch.a2, *tgt)
     rows, values, pixel, entry = distinct_inputs(np, batch.x, by_pixel=False)
     # b1[j] moves unit j as an input of 1 would: N more entries, one per sample.
     rows = np.concatenate([rows, np.arange(batch.n)])
     values = np.concatenate([values, np.ones(batch.n)])
-    labels = batch.labels[rows] if batch.labels is not None else rows
-    weight = batch.label_weight[rows] if batch.labels is not None else values
-    per_entry = (  # everything indexed by entry, entries on the last axis
-        np.ascontiguousarray(batch.a1[rows].T),
-        np.ascontiguousarray(batch.z1[rows].T),
-        np.ascontiguousarray(batch.a2[rows].T),
-        labels,
-        weight,
-        np.ascontiguousarray(batch.target[rows].T),
-    )
-    ctx = (batch, per_entry, values, pixel, entry)
+    ctx = (batch, rows, values, base, tgt, pixel, entry)
     d, m = batch.W1.shape
     gW1_t, gb1 = np.zeros((m, d)), np.zeros(m)
     workers = max(1, min(nb.get_num_threads(), m))
@@ -333,6 +301,7 @@ def two_layer_numerical_gradient(params, x, t, activation: str) -> dict:
     ]
     for job in jobs:
         job.result()
+    pieces = (top, e, top_without, total_without)
     gW2, gb2 = _second_layer(batch.a2, batch.z1, pieces, tgt)
     scale = 1.0 / (batch.n * 2 * H)  # L = sum / N, then (L(+) - L(-)) / 2h
     grads = {"W1": gW1_t.T, "b1": gb1, "W2": gW2, "b2": gb2}
