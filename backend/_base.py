@@ -139,3 +139,8 @@ class Backend:
     #: Optional fused SGD step for ``TwoLayerNet.train_step``:
     #: ``(params, x, t, lr, activation) -> 0-d loss``, updating params in place.
     two_layer_sgd_step = None
+
+    #: Optional fused evaluation for ``TwoLayerNet.accuracy`` and the trainer:
+    #: ``(params, x, t, activation) -> (rows classified right, whether some
+    #: hidden unit fired)``, or None where it does not apply.
+    two_layer_count_correct = None

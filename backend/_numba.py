@@ -81,10 +81,11 @@ class NumbaBackend(Backend):
 
     def __init__(self):
         self.numba = _import_numba()
-        from backend import _numba_kernels, _numba_step
+        from backend import _numba_accuracy, _numba_kernels, _numba_step
 
         self._k = _numba_kernels
         self._step = _numba_step
+        self._accuracy = _numba_accuracy
         self._empty_onehot = {dt: np.empty((0, 0), dt) for dt in _FLOATS}
         self._empty_labels = np.empty(0, np.int64)
         self._local = threading.local()  # per-thread scratch of the fused step
@@ -200,6 +201,43 @@ class NumbaBackend(Backend):
         ``two_layer_numerical_gradient``, a separate kernel.)
         """
         return super().numerical_gradient(f, x)
+
+    def two_layer_count_correct(self, params, x, t, activation):
+        """Rows of x whose arg-max score is their label, and whether some
+        hidden unit fired (a Relu input not <= 0) on some row; or None.
+
+        The products go to BLAS in chunks and the rest runs compiled
+        (``_numba_accuracy`` says why, with measurements). params as for
+        :meth:`two_layer_sgd_step`; x: (N, D) of the params' dtype; t: (N,)
+        integer labels or (N, C) one-hot. -> ``(int, bool)``, or None for the
+        layer-by-layer path to handle when x or t is of another kind (another
+        dtype or shape, float labels).
+        """
+        W1, b1, W2, b2 = params["W1"], params["b1"], params["W2"], params["b2"]
+        dtype = W1.dtype
+        if (
+            activation not in ("relu", "sigmoid")
+            or dtype not in _FLOATS
+            or any(p.dtype != dtype for p in (b1, W2, b2))
+            or x.dtype != dtype
+            or x.ndim != 2
+            or x.shape[0] == 0
+            or x.shape[1] != W1.shape[0]
+        ):
+            return None
+        n, c = x.shape[0], W2.shape[1]
+        if t.shape == (n,) and t.dtype.kind in "iu":
+            labels = np.ascontiguousarray(t, dtype=np.int64)
+        elif t.shape == (n, c):
+            labels = np.argmax(t, axis=1)
+        else:
+            return None
+        return self._accuracy.count_correct(
+            np.ascontiguousarray(x),
+            labels,
+            *(np.ascontiguousarray(p) for p in (W1, b1, W2, b2)),
+            activation == "sigmoid",
+        )
 
     def two_layer_sgd_step(self, params, x, t, lr, activation):
         """One SGD step of TwoLayerNet: forward, backward, update.

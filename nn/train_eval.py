@@ -21,11 +21,17 @@ def accuracy_alive(trainer, x, t) -> tuple[float, bool]:
     -> (fraction of rows predicted right, whether some hidden ReLU unit fired
     on some row of x).
     """
+    net = trainer.net
+    fused = trainer.backend.two_layer_count_correct
+    if fused is not None:
+        result = fused(net.params, x, t, net.activation)
+        if result is not None:
+            return result[0] / len(x), result[1]
     xp = trainer.backend.xp
-    relu = trainer.net.layers.get("Relu1")
+    relu = net.layers.get("Relu1")
     correct, alive = xp.zeros((), dtype="int64"), xp.zeros((), dtype="int64")
     for start in range(0, len(x), EVAL_CHUNK):
-        y = trainer.net.predict(x[start : start + EVAL_CHUNK])
+        y = net.predict(x[start : start + EVAL_CHUNK])
         correct = correct + xp.sum(
             xp.argmax(y, axis=1) == t[start : start + EVAL_CHUNK]
         )

@@ -252,3 +252,76 @@ def test_missing_numba_names_the_extra(monkeypatch):
         B.BackendUnavailableError, match=r'pip install "xpnet\[numba\]"'
     ):
         _numba.NumbaBackend()
+
+
+def _predicted_by_layers(net, x):
+    """Arg-max classes from the layer-by-layer forward pass (N,)."""
+    return np.argmax(net.predict(x), axis=1)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("activation", ["relu", "sigmoid"])
+@pytest.mark.parametrize("onehot", [False, True])
+@pytest.mark.parametrize("n", [1, 7, 1024, 2500])  # across the chunk boundary
+def test_fused_accuracy_equals_layer_by_layer(dtype, activation, onehot, n):
+    from backend._numba_accuracy import CHUNK
+
+    assert CHUNK == 1024  # n above covers one, exactly one and several chunks
+    rng = np.random.default_rng(2)
+    net, _ = _net_pair((784, 50, 10), dtype, activation)
+    for key in ("b1", "b2"):  # non-zero biases, so adding them is checked
+        net.params[key][:] = rng.normal(0, 0.1, net.params[key].shape)
+    x = _sparse_images(rng, n, 784, dtype)
+    predicted = _predicted_by_layers(net, x)
+    # Half the labels are what the network predicts, so the count is not 0.
+    t = np.where(rng.random(n) < 0.5, predicted, rng.integers(0, 10, n))
+    expected = float(np.mean(predicted == t))
+    if onehot:
+        t = np.eye(10, dtype=dtype)[t]
+    correct, fired = net.backend.two_layer_count_correct(net.params, x, t, activation)
+    assert correct / n == expected
+    assert fired == (activation == "sigmoid" or bool(np.any(~net.layers["Relu1"].mask)))
+    assert net.accuracy(x, t) == expected
+
+
+def test_fused_accuracy_argmax_ties_and_nan_like_numpy():
+    net, _ = _net_pair((3, 2, 4), "float64", "relu")
+    p = net.params
+    p["W1"][:] = np.eye(3, 2)
+    p["b1"][:] = 0
+    p["W2"][:] = 0
+    p["b2"][:] = [0.0, 1.0, 1.0, 0.5]  # classes 1 and 2 tie: argmax takes 1
+    x = np.array([[1.0, 2.0, 0.0], [0.0, 0.0, 0.0]])
+    t = np.array([1, 2])
+    assert net.backend.two_layer_count_correct(p, x, t, "relu") == (1, True)
+    p["b2"][3] = np.nan  # numpy.argmax returns the first NaN
+    assert _predicted_by_layers(net, x).tolist() == [3, 3]
+    assert net.backend.two_layer_count_correct(p, x, np.array([3, 0]), "relu") == (
+        1,
+        True,
+    )
+
+
+def test_fused_count_reports_a_dead_relu_layer_like_the_mask():
+    net, _ = _net_pair((3, 2, 4), "float64", "relu")
+    x = np.array([[1.0, 2.0, 0.0], [0.0, 1.0, 1.0]])
+    t = np.array([0, 1])
+    count = net.backend.two_layer_count_correct
+    net.params["b1"][:] = -100.0  # every hidden input <= 0: nothing fires
+    assert count(net.params, x, t, "relu")[1] is False
+    net.params["b1"][1] = np.nan  # NaN is not <= 0: the Relu mask says alive
+    net.predict(x)
+    assert bool(np.any(~net.layers["Relu1"].mask))
+    assert count(net.params, x, t, "relu")[1] is True
+    assert count(net.params, x, t, "sigmoid")[1] is True
+
+
+def test_fused_accuracy_leaves_other_inputs_to_the_layers():
+    net, ref_net = _net_pair((6, 4, 3), "float32", "relu")
+    rng = np.random.default_rng(3)
+    x64 = rng.random((5, 6))  # float64 images for float32 params: promoted
+    labels = rng.integers(0, 3, 5)
+    fused = net.backend.two_layer_count_correct
+    assert fused(net.params, x64, labels, "relu") is None
+    assert fused(net.params, x64.astype("float32"), labels + 0.0, "relu") is None
+    assert net.accuracy(x64, labels) == ref_net.accuracy(x64, labels)

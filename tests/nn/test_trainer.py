@@ -107,6 +107,26 @@ def test_training_learns_on_every_backend(data, backend):
     assert result.iterations == 300 and not result.interrupted
 
 
+def test_numba_evaluates_with_its_fused_count_and_same_accuracies(data, monkeypatch):
+    pytest.importorskip("numba")
+    numba_backend = B.get_backend("numba")
+    calls = []
+    fused = numba_backend.two_layer_count_correct
+
+    def spy(*args):
+        calls.append(fused(*args))
+        return calls[-1]
+
+    monkeypatch.setattr(numba_backend, "two_layer_count_correct", spy)
+    config = dict(iters=40, dtype="float64", lr=0.5, eval_every=10)
+    fused_run = quiet_trainer(data, backend="numba", **config).fit()
+    layers_run = quiet_trainer(data, backend="numpy", **config).fit()
+    assert len(calls) == 2 * len(fused_run.history.eval_iteration)  # train + test
+    assert all(result is not None for result in calls)
+    assert fused_run.history.train_acc == layers_run.history.train_acc
+    assert fused_run.history.test_acc == layers_run.history.test_acc
+
+
 def test_evaluations_at_start_every_epoch_and_end(data):
     result = quiet_trainer(data, iters=20, eval_every=6).fit()
     assert result.history.eval_iteration == [0, 6, 12, 18, 20]
@@ -272,7 +292,7 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(data, tmp_path):
     assert not math.isfinite(m.loss[-1])
 
 
-def test_dead_relu_network_counts_as_divergence(data, tmp_path):
+def test_dead_relu_network_counts_as_divergence(data, tmp_path, backend):
     (x, t), test = data
     tr = Trainer(
         (x, t),
@@ -280,6 +300,7 @@ def test_dead_relu_network_counts_as_divergence(data, tmp_path):
         TrainConfig(iters=50, seed=3),
         out_dir=tmp_path,
         reporter=SilentReporter(),
+        backend=backend,
     )
     tr.net.params["b1"][...] = -1e3  # no hidden unit can fire on any sample
     with pytest.raises(TrainingDiverged, match="every hidden ReLU unit is dead") as exc:
@@ -290,11 +311,11 @@ def test_dead_relu_network_counts_as_divergence(data, tmp_path):
     assert not (tmp_path / CHECKPOINT_NAME).exists()
 
 
-def test_sigmoid_network_is_never_called_dead(data):
-    assert (
-        quiet_trainer(data, iters=30, activation="sigmoid", lr=1.0).fit().iterations
-        == 30
+def test_sigmoid_network_is_never_called_dead(data, backend):
+    trainer = quiet_trainer(
+        data, backend=backend, iters=30, activation="sigmoid", lr=1.0
     )
+    assert trainer.fit().iterations == 30
 
 
 def test_numerical_gradient_mode_uses_it_and_matches_backprop(data, monkeypatch):
