@@ -27,35 +27,27 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from backend._numba_step import activate_row
+
 #: Rows per chunk: the (CHUNK, H) activations stay in the 1 MiB L2 cache.
 CHUNK = 1024
 
 
 @njit(cache=True)
 def _bias_activate(h, b1, sigmoid, zero, one):
-    """h = act(h + b1) in place; h: (n, H). The formulas of nn.functions
-    (ReLU keeps a NaN, as the Relu layer does).
+    """h = act(h + b1) in place; h: (n, H). Row by row as in the SGD step.
 
     Returns whether some ReLU input was not <= 0 (the Relu layer's mask has a
     False), i.e. some hidden unit fired; always True for sigmoid.
     """
-    n, h_size = h.shape
     fired = sigmoid
-    for i in range(n):
+    for i in range(h.shape[0]):
         hi = h[i]
-        if sigmoid:
-            for j in range(h_size):
-                a = hi[j] + b1[j]
-                e = np.exp(-abs(a))
-                hi[j] = one / (one + e) if a >= 0 else e / (one + e)
-        else:
-            for j in range(h_size):
-                a = hi[j] + b1[j]
-                hi[j] = zero if a <= 0 else a
-            if not fired:
-                for j in range(h_size):
-                    if hi[j] != 0:
-                        fired = True
+        activate_row(hi, b1, sigmoid, zero, one)
+        if not fired:
+            for j in range(hi.shape[0]):
+                if hi[j] != 0:  # a > 0 or NaN: kept by the ReLU
+                    fired = True
     return fired
 
 

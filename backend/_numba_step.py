@@ -45,21 +45,29 @@ OK, BAD_LABEL = 0, 1
 
 
 @njit(cache=True)
+def activate_row(hi, b1, sigmoid, zero, one):
+    """hi = act(hi + b1) in place; hi: (H,). The formulas of nn.functions and
+    the layers: sigmoid never overflows, ReLU keeps a NaN (it is not <= 0)."""
+    h_size = hi.shape[0]
+    if sigmoid:
+        for j in range(h_size):
+            a = hi[j] + b1[j]
+            # The same branches as nn.functions.sigmoid: exp never overflows.
+            e = np.exp(-abs(a))
+            hi[j] = one / (one + e) if a >= 0 else e / (one + e)
+    else:
+        for j in range(h_size):
+            a = hi[j] + b1[j]
+            hi[j] = zero if a <= 0 else a
+
+
+@njit(cache=True)
 def _activate(h, b1, hT, sigmoid, zero, one):
     """h = act(h + b1) in place, and hT = h.T. h: (N, H); hT: (H, N)."""
     n, h_size = h.shape
     for i in range(n):
         hi = h[i]
-        if sigmoid:
-            for j in range(h_size):
-                a = hi[j] + b1[j]
-                # The same branches as nn.functions.sigmoid: exp never overflows.
-                e = np.exp(-abs(a))
-                hi[j] = one / (one + e) if a >= 0 else e / (one + e)
-        else:
-            for j in range(h_size):
-                a = hi[j] + b1[j]
-                hi[j] = zero if a <= 0 else a
+        activate_row(hi, b1, sigmoid, zero, one)
         for j in range(h_size):
             hT[j, i] = hi[j]
 
