@@ -13,6 +13,7 @@ import numpy as np
 
 from nn._figure_base import finish, new_figure, to_host
 from nn.gradient import gradient_descent, numerical_diff, numerical_gradient
+from nn.plot import label_axes
 
 __all__ = [
     "DESCENT_RATES",
@@ -61,10 +62,7 @@ def tangent_lines(
         ax.annotate(
             f"slope {slope:.4f}", (x0, y0), (6, -14), textcoords="offset points"
         )
-    ax.set_xlabel("x")
-    ax.set_ylabel("f(x)")
-    ax.legend(loc="upper left")
-    ax.grid(alpha=0.3)
+    label_axes(ax, "x", "f(x)", legend="upper left")
     ax.set_title("numerical differentiation: tangent lines")
     return finish(fig, path)
 
@@ -102,9 +100,7 @@ def gradient_field(
     ax.set_xlim(-lim - step, lim + step)
     ax.set_ylim(-lim - step, lim + step)
     ax.set_aspect("equal")
-    ax.set_xlabel("x0")
-    ax.set_ylabel("x1")
-    ax.grid(alpha=0.3)
+    label_axes(ax, "x0", "x1")
     ax.set_title(title)
     return finish(fig, path)
 

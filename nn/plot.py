@@ -38,6 +38,15 @@ def new_figure(ncols: int = 1, width: float = 6.4, height: float = 4.2):
     return fig, list(axes)
 
 
+def label_axes(ax, xlabel: str, ylabel: str, legend: str | None = None) -> None:
+    """Axis labels, a faint grid and, given a location, the legend."""
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    if legend is not None:
+        ax.legend(loc=legend)
+    ax.grid(alpha=0.3)
+
+
 def save_figure(fig, path: str | os.PathLike, dpi: int = 100) -> Path:
     """Write ``fig`` to ``path`` (format from the suffix, PNG by default) atomically."""
     path = Path(path)
@@ -66,11 +75,9 @@ def plot_loss(
     panels = [(axes[0], len(iterations))] + ([(axes[1], zoom)] if zoomed else [])
     for ax, n in panels:
         ax.plot(iterations[:n], losses[:n], linewidth=0.6)
-        ax.set_xlabel("iteration")
-        ax.set_ylabel("loss")
+        label_axes(ax, "iteration", "loss")
         ax.set_xlim(left=0)
         ax.set_ylim(bottom=0)
-        ax.grid(alpha=0.3)
     if zoomed:
         axes[1].set_title(f"first {zoom} iterations")
     fig.suptitle(title or "training loss")
@@ -94,11 +101,8 @@ def plot_accuracy(
     fig, (ax,) = new_figure()
     ax.plot(list(epochs), list(train_acc), marker="o", markersize=4, label="train acc")
     ax.plot(list(epochs), list(test_acc), linestyle="--", label="test acc")
-    ax.set_xlabel("epochs")
-    ax.set_ylabel("accuracy")
     ax.set_ylim(0, 1.0)
-    ax.legend(loc="lower right")
-    ax.grid(alpha=0.3)
+    label_axes(ax, "epochs", "accuracy", legend="lower right")
     ax.set_title(title or "accuracy")
     if path is not None:
         save_figure(fig, path)
@@ -117,11 +121,13 @@ def _smoothed_losses(ax, curves: Mapping, window: int) -> None:
             color=line.get_color(),
             label=label,
         )
-    ax.set_xlabel("iteration")
-    ax.set_ylabel(f"loss (faint: each step, bold: {window}-step mean)")
     ax.set_ylim(bottom=0)
-    ax.legend(loc="upper right")
-    ax.grid(alpha=0.3)
+    label_axes(
+        ax,
+        "iteration",
+        f"loss (faint: each step, bold: {window}-step mean)",
+        legend="upper right",
+    )
 
 
 def plot_batch_size_comparison(
@@ -163,10 +169,7 @@ def plot_run_comparison(
     for label, r in runs.items():
         ax_acc.plot(list(r["eval_iteration"]), list(r["test_acc"]), marker="o",
                     markersize=3, label=label)  # fmt: skip
-    ax_acc.set_xlabel("iteration")
-    ax_acc.set_ylabel("test accuracy")
-    ax_acc.legend(loc="lower right")
-    ax_acc.grid(alpha=0.3)
+    label_axes(ax_acc, "iteration", "test accuracy", legend="lower right")
     fig.suptitle(title or "runs compared")
     if path is not None:
         save_figure(fig, path)
