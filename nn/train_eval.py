@@ -11,9 +11,6 @@ import time
 
 from nn.train_record import EvalRecord
 
-#: Rows per forward pass when computing accuracies (bounds memory).
-EVAL_CHUNK = 10000
-
 
 def accuracy_alive(trainer, x, t) -> tuple[float, bool]:
     """x: (N, D), t: (N,) labels, on the trainer's backend.
@@ -21,25 +18,8 @@ def accuracy_alive(trainer, x, t) -> tuple[float, bool]:
     -> (fraction of rows predicted right, whether some hidden ReLU unit fired
     on some row of x).
     """
-    net = trainer.net
-    fused = trainer.backend.two_layer_count_correct
-    if fused is not None:
-        result = fused(net.params, x, t, net.activation)
-        if result is not None:
-            return result[0] / len(x), result[1]
-    xp = trainer.backend.xp
-    relu = net.layers.get("Relu1")
-    correct, alive = xp.zeros((), dtype="int64"), xp.zeros((), dtype="int64")
-    for start in range(0, len(x), EVAL_CHUNK):
-        y = net.predict(x[start : start + EVAL_CHUNK])
-        correct = correct + xp.sum(
-            xp.argmax(y, axis=1) == t[start : start + EVAL_CHUNK]
-        )
-        if relu is not None:
-            alive = alive + xp.sum(~relu.mask)
-    # Both results come to the host together, in one synchronisation.
-    correct, alive = trainer.backend.asnumpy(xp.stack([correct, alive])).tolist()
-    return correct / len(x), relu is None or alive > 0
+    correct, fired = trainer.net.count_correct(x, t)
+    return correct / len(x), fired
 
 
 def evaluate(trainer, metrics) -> None:

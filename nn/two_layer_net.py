@@ -12,6 +12,8 @@ from nn.optimizer import SGD
 
 ACTIVATIONS = {"relu": Relu, "sigmoid": Sigmoid}
 GRADIENT_METHODS = ("auto", "fast", "loop")
+#: Rows per forward pass of :meth:`TwoLayerNet.count_correct` (bounds memory).
+EVAL_CHUNK = 10000
 
 
 class TwoLayerNet:
@@ -122,8 +124,19 @@ class TwoLayerNet:
         """Fraction of rows of x whose arg-max score equals the label.
 
         x: (N, input_size); t: (N,) labels or (N, output_size) one-hot.
-        A backend with a fused kernel (``two_layer_count_correct``) computes
-        the same arg-max without the layers' full-size temporaries.
+        """
+        return self.count_correct(x, t)[0] / x.shape[0]
+
+    def count_correct(self, x, t, chunk: int = EVAL_CHUNK) -> tuple[int, bool]:
+        """Rows of x whose arg-max score equals the label, and whether some
+        hidden ReLU unit fired (was not blocked) on some row. -> ``(int, bool)``.
+
+        x: (N, input_size); t: (N,) labels or (N, output_size) one-hot. A
+        backend with a fused kernel (``two_layer_count_correct``) computes the
+        same arg-max without the layers' temporaries; otherwise the rows go
+        through ``predict`` ``chunk`` at a time (bounding memory) and both
+        results come to the host in one synchronisation. Always True for
+        sigmoid, which has no blocked units.
         """
         if x.shape[0] == 0:
             raise ValueError("accuracy of an empty batch is undefined; pass samples")
@@ -131,12 +144,19 @@ class TwoLayerNet:
         if fused is not None:
             result = fused(self.params, x, t, self.activation)
             if result is not None:
-                return result[0] / x.shape[0]
+                return result
         xp = self.backend.xp
-        y = xp.argmax(self.predict(x), axis=1)
         if t.ndim != 1:
             t = xp.argmax(t, axis=1)
-        return float(xp.sum(y == t)) / x.shape[0]
+        relu = self.layers.get("Relu1")
+        correct, fired = xp.zeros((), dtype="int64"), xp.zeros((), dtype="int64")
+        for start in range(0, x.shape[0], chunk):
+            y = xp.argmax(self.predict(x[start : start + chunk]), axis=1)
+            correct = correct + xp.sum(y == t[start : start + chunk])
+            if relu is not None:
+                fired = fired + xp.sum(~relu.mask)
+        correct, fired = self.backend.asnumpy(xp.stack([correct, fired])).tolist()
+        return int(correct), relu is None or fired > 0
 
     def numerical_gradient(self, x, t, method: str = "auto"):
         """Gradients of :meth:`loss` by central differences, ``{name: array}``.

@@ -263,3 +263,18 @@ def test_train_step_uses_any_optimizer(backend):
     assert optimizer.calls == [["W1", "W2", "b1", "b2"]]
     assert np.isfinite(float(loss))
     np.testing.assert_array_equal(B.to_numpy(net.params["W1"]), before)
+
+
+@pytest.mark.parametrize("onehot", [False, True])
+def test_count_correct_in_chunks_equals_one_pass(backend, to_host, onehot):
+    rng = np.random.default_rng(4)
+    net = TwoLayerNet(6, 5, 3, backend=backend, rng=0)
+    x = backend.asarray(rng.normal(size=(23, 6)))
+    labels = rng.integers(0, 3, 23)
+    predicted = np.argmax(to_host(net.predict(x)), axis=1)
+    labels[:12] = predicted[:12]  # some right, so the count is not 0
+    t = np.eye(3)[labels] if onehot else labels
+    correct, fired = net.count_correct(x, backend.asarray(t), chunk=7)
+    assert correct == int(np.sum(predicted == labels))
+    assert fired is True  # random inputs make some ReLU fire
+    assert net.accuracy(x, backend.asarray(t)) == correct / 23
