@@ -150,3 +150,27 @@ def matmul_small(a, b, out, zero):
             v = a[i, k]
             for j in range(m):
                 out[i, j] += v * b[k, j]
+
+
+@njit(cache=True)
+def gather_scaled(x, rows, scale, out):
+    """out[i] = x[rows[i]] / scale, divided in float32, then cast to out's dtype.
+
+    x: (N, D) uint8, C-contiguous; rows: (B,) int64, negative ones counting
+    from the end as in NumPy; scale: float32; out: (B, D) float. One pass
+    reads the 1-byte pixels and writes the floats (NumPy needs a gather, a
+    cast and a division). Returns -1, or the position in ``rows`` of the
+    first index outside [-N, N) (then ``out`` is partly written).
+    """
+    n = x.shape[0]
+    for i in range(rows.shape[0]):
+        r = rows[i]
+        if r < 0:
+            r += n
+        if r < 0 or r >= n:
+            return i
+        src = x[r]
+        dst = out[i]
+        for k in range(src.shape[0]):
+            dst[k] = np.float32(src[k]) / scale
+    return -1

@@ -35,6 +35,7 @@ __all__ = [
     "DatasetError",
     "DatasetFormatError",
     "DatasetNotFoundError",
+    "PIXEL_SCALE",
     "cache_root",
     "load_mnist",
     "load_mnist_split",
@@ -43,6 +44,8 @@ __all__ = [
 
 DATA_DIR_ENV = "XPNET_DATA_DIR"
 SPLITS = ("train", "test")
+#: normalize=True divides the uint8 pixels by this, in float32.
+PIXEL_SCALE = 255.0
 #: Keyword arguments of :func:`nn.download.download_file` used by the loaders.
 DOWNLOAD_OPTIONS = {"retries": 2, "timeout": 30.0, "backoff": 1.0}
 
@@ -153,7 +156,7 @@ def _transform(images, labels, normalize, flatten, one_hot_label):
     x = images.reshape(n, 28 * 28) if flatten else images.reshape(n, 1, 28, 28)
     if normalize:
         x = x.astype(np.float32)
-        x /= 255.0
+        x /= PIXEL_SCALE
     t = labels
     if one_hot_label:
         t = np.zeros((labels.size, NUM_CLASSES))

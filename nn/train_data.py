@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import math
 
-def load_data(dataset: str = "mnist", data_dir=None, download: bool = True):
-    """``((x_train, t_train), (x_test, t_test))``: normalized, flattened, labels."""
+
+def load_data(
+    dataset: str = "mnist", data_dir=None, download: bool = True, normalize=True
+):
+    """``((x_train, t_train), (x_test, t_test))``: flattened images, labels.
+
+    Images as float32 in [0, 1], or with ``normalize=False`` as uint8 pixels
+    for a :class:`~nn.trainer.Trainer` with ``pixel_scale=PIXEL_SCALE``.
+    """
     from nn.mnist import load_mnist
 
     return load_mnist(
-        normalize=True,
+        normalize=normalize,
         flatten=True,
         one_hot_label=False,
         dataset=dataset,
@@ -38,3 +46,22 @@ def as_labels(t):
     if t.dtype.kind not in "iu" or int(t.min()) < 0:
         raise ValueError(f"labels must be non-negative integers, got dtype {t.dtype}")
     return t
+
+
+def check_pixel_scale(scale, *images):
+    """``scale`` as a float (or None), checked against the image arrays."""
+    if scale is None:
+        return None
+    try:
+        value = float(scale)
+    except (TypeError, ValueError):
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise ValueError(f"pixel_scale must be a finite number > 0, got {scale!r}")
+    for x in images:
+        if x.dtype.kind not in "iu":
+            raise ValueError(
+                f"pixel_scale needs integer pixel images, got dtype {x.dtype}; "
+                "load them with normalize=False, or leave pixel_scale unset"
+            )
+    return value

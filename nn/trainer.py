@@ -35,7 +35,7 @@ from nn.metrics import MetricsWriter
 from nn.optimizer import SGD
 from nn.progress import ConsoleReporter
 from nn.train_config import TrainConfig
-from nn.train_data import as_labels, check_split, load_data
+from nn.train_data import as_labels, check_pixel_scale, check_split, load_data
 from nn.train_eval import accuracy_alive, evaluate
 from nn.train_loop import run_steps
 from nn.train_record import EvalRecord, History, TrainResult
@@ -64,6 +64,17 @@ class Trainer:
     labels or (N, C) one-hot. ``out_dir`` (optional) receives ``metrics.csv``,
     ``checkpoint.npz`` (at every evaluation and at the end) and the plots.
     ``reporter`` prints progress (default :class:`~nn.progress.ConsoleReporter`).
+
+    ``pixel_scale``: x holds integer pixels, such as
+    ``load_data(normalize=False)``'s uint8 images, divided by it on the way
+    in (``Backend.scaled_rows``). With :data:`~nn.mnist.PIXEL_SCALE` that is
+    bit for bit the normalized float32 images. On a CPU backend, batches are
+    then gathered from the pixels, a quarter of the bytes per random row
+    (measured on Numba: 243 against 272 us per step), while evaluations read
+    the images scaled once (streamed, float32 rows evaluate faster than
+    chunks converted on the fly: 45 against 51 ms per 60,000). On a GPU,
+    where a gather is cheap and a conversion would be one more kernel launch
+    per step, batches come from the scaled images.
     """
 
     def __init__(
@@ -77,6 +88,7 @@ class Trainer:
         out_dir=None,
         reporter=None,
         checkpoint: Checkpoint | None = None,
+        pixel_scale: float | None = None,
     ):
         config = config or TrainConfig()
         if config.seed is None:
@@ -102,8 +114,19 @@ class Trainer:
         else:
             classes = int(max(t_train.max(), t_test.max())) + 1
         be, dtype = self.backend, config.dtype
-        self.x_train = be.asarray(x_train.reshape(len(x_train), -1), dtype=dtype)
-        self.x_test = be.asarray(x_test.reshape(len(x_test), -1), dtype=dtype)
+        self.pixel_scale = check_pixel_scale(pixel_scale, x_train, x_test)
+        x_train, x_test = (x.reshape(len(x), -1) for x in (x_train, x_test))
+        #: Where batches come from: the integer pixels, or (None) x_train.
+        self.batch_source = None
+        if self.pixel_scale is not None:
+            if be.on_host:
+                self.batch_source = be.asarray(x_train)
+            x_train, x_test = (
+                be.scaled_rows(be.asarray(x), slice(None), self.pixel_scale, dtype)
+                for x in (x_train, x_test)
+            )
+        self.x_train = be.asarray(x_train, dtype=dtype)
+        self.x_test = be.asarray(x_test, dtype=dtype)
         self.t_train = be.asarray(t_train, dtype="int64")
         self.t_test = be.asarray(t_test, dtype="int64")
         self.rng = B.default_rng(config.seed)
@@ -165,12 +188,21 @@ class Trainer:
         idx = self.rng.integers(self.train_size, size=self.config.batch_size)
         if not self.backend.on_host:
             idx = self.backend.asarray(idx)
-        x, t = self.x_train[idx], self.t_train[idx]
+        x, t = self.batch(idx), self.t_train[idx]
         if self.config.grad == "numerical":
             loss = self.backend.xp.array(self.net.loss(x, t))  # a copy: f is re-run
             self.optimizer.update(self.net.params, self.net.numerical_gradient(x, t))
             return loss
         return self.net.train_step(x, t, self.optimizer)
+
+    def batch(self, idx):
+        """Rows ``idx`` (B,) of ``x_train``, from the pixels when ``pixel_scale``
+        is set. -> (B, D) of the trainer's dtype."""
+        if self.batch_source is None:
+            return self.x_train[idx]
+        return self.backend.scaled_rows(
+            self.batch_source, idx, self.pixel_scale, self.config.dtype
+        )
 
     def accuracy(self, x, t) -> float:
         """Fraction of rows of x (N, D) whose predicted class is t (N,)."""

@@ -438,3 +438,43 @@ def test_describe_synchronize_and_default_rng(backend):
     generator = np.random.default_rng(0)
     assert B.default_rng(generator) is generator
     assert B.default_rng(5).integers(1000) == np.random.default_rng(5).integers(1000)
+
+
+# -- integer pixels to the network's floats ---------------------------------
+def _pixels(n=50, d=784, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.integers(0, 256, (n, d), dtype=np.uint8)
+    x[:, :3] = [0, 1, 255]  # the ends of the range on every row
+    return x
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize(
+    "rows",
+    [np.array([3, 0, 49, 3, -1, -50]), np.arange(0), slice(None), slice(5, 17)],
+    ids=["indices", "none", "all", "slice"],
+)
+def test_scaled_rows_equal_the_normalized_images_bit_for_bit(backend, dtype, rows):
+    pixels = _pixels()
+    # load_mnist(normalize=True): float32 images divided in place by 255.0.
+    normalized = pixels.astype(np.float32)
+    normalized /= 255.0
+    want = normalized[rows].astype(dtype)
+    got = backend.scaled_rows(backend.asarray(pixels), rows, 255.0, dtype)
+    assert got.dtype == np.dtype(dtype) and got.flags.c_contiguous
+    np.testing.assert_array_equal(B.to_numpy(got), want, strict=True)
+
+
+def test_scaled_rows_of_other_integer_pixels(backend):
+    pixels = np.arange(-600, 600, dtype=np.int16).reshape(40, 30)
+    rows = np.array([39, 0, 7])
+    got = backend.scaled_rows(backend.asarray(pixels), rows, 4.0, "float32")
+    want = pixels[rows].astype(np.float32) / np.float32(4.0)
+    np.testing.assert_array_equal(B.to_numpy(got), want, strict=True)
+
+
+@pytest.mark.parametrize("bad", [50, -51])
+def test_scaled_rows_out_of_range_is_an_index_error(backend, bad):
+    pixels = backend.asarray(_pixels())
+    with pytest.raises(IndexError, match=f"index {bad} is out of bounds"):
+        backend.scaled_rows(pixels, np.array([0, bad]), 255.0, "float32")

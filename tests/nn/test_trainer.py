@@ -369,3 +369,53 @@ def _has(name: str) -> bool:
     except B.BackendUnavailableError:
         return False
     return True
+
+
+def as_pixels(split):
+    """(uint8 pixels, the same images normalized as load_mnist does, labels)."""
+    x, t = split
+    pixels = np.clip(np.rint((x + 5) * 25), 0, 255).astype(np.uint8)
+    normalized = pixels.astype(np.float32)
+    normalized /= 255.0
+    return pixels, normalized, t
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_uint8_pixels_train_exactly_as_normalized_images(data, backend, dtype):
+    (p_train, f_train, t_train), (p_test, f_test, t_test) = map(as_pixels, data)
+    config = dict(iters=90, batch_size=20, dtype=dtype, backend=backend)
+    on_floats = quiet_trainer(((f_train, t_train), (f_test, t_test)), **config)
+    on_pixels = Trainer(
+        (p_train, t_train),
+        (p_test, t_test),
+        on_floats.config,
+        backend=backend,
+        reporter=SilentReporter(),
+        pixel_scale=255,
+    )
+    assert (on_pixels.batch_source is not None) == backend.on_host
+    a, b = on_floats.fit(), on_pixels.fit()
+    assert a.history.loss == b.history.loss
+    assert (a.history.train_acc, a.history.test_acc) == (
+        b.history.train_acc,
+        b.history.test_acc,
+    )
+    for key, value in on_floats.net.params.items():
+        np.testing.assert_array_equal(
+            B.to_numpy(value), B.to_numpy(on_pixels.net.params[key])
+        )
+
+
+@pytest.mark.parametrize(
+    "scale,x_dtype,needle",
+    [
+        (0, np.uint8, "pixel_scale must be a finite number > 0, got 0"),
+        (float("nan"), np.uint8, "pixel_scale must be a finite number > 0"),
+        ("x", np.uint8, "pixel_scale must be a finite number > 0, got 'x'"),
+        (255, np.float32, "pixel_scale needs integer pixel images, got dtype float32"),
+    ],
+)
+def test_bad_pixel_scale_is_one_clear_value_error(data, scale, x_dtype, needle):
+    (x, t), test = data
+    with pytest.raises(ValueError, match=needle.replace("(", r"\(")):
+        Trainer((x.astype(x_dtype), t), test, pixel_scale=scale)
