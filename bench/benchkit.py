@@ -146,6 +146,15 @@ def synthetic_mnist(n: int, input_size: int, seed: int) -> tuple[np.ndarray, ...
     return x, rng.integers(0, 10, n, dtype=np.int64)
 
 
+def as_pixels(x: np.ndarray) -> np.ndarray:
+    """The uint8 pixels k of float32 images x = k / 255 (as load_mnist gives),
+    so that ``x == k.astype(float32) / 255`` bit for bit; checked."""
+    pixels = np.rint(x * 255).astype(np.uint8)
+    if not np.array_equal(pixels.astype(np.float32) / np.float32(255), x):
+        raise ValueError("images are not multiples of 1/255; no uint8 pixels")
+    return pixels
+
+
 def _real_data(path: Path):
     import nn
 

@@ -142,13 +142,18 @@ class Contender:
 
     def info(self) -> dict:
         """extra_info fields of this variant."""
-        return {
-            "backend": self.variant.backend,
-            "dtype": self.variant.dtype,
-            "kind": self.variant.kind,
-            "baseline": self.variant.baseline,
-            "reference": self.variant.reference,
-        }
+        return variant_info(self.variant)
+
+
+def variant_info(v: Variant) -> dict:
+    """extra_info fields of variant ``v``."""
+    return {
+        "backend": v.backend,
+        "dtype": v.dtype,
+        "kind": v.kind,
+        "baseline": v.baseline,
+        "reference": v.reference,
+    }
 
 
 def train_loop(c: Contender, x, t, indices, evaluate=None, eval_every=0) -> list:

@@ -13,11 +13,19 @@ import itertools
 import benchkit
 import numpy as np
 import pytest
-from contenders import VARIANTS, Contender, train_loop
+from contenders import (
+    LEARNING_RATE,
+    VARIANTS,
+    Contender,
+    train_loop,
+    variant_info,
+)
 
 ALL = list(VARIANTS)
 #: Variants of the batch-size sweep and of chapter 5's loop (trainer dtype).
 SWEEP = ["book-f64", "torch-f32", "numpy-f32", "numba-f32", "cupy-f32"]
+#: xpnet variants of chapter 5's run through ``nn.Trainer``, as train.py runs.
+TRAINER = [v for v in SWEEP if VARIANTS[v].kind == "xpnet"]
 
 
 def _step_cases():
@@ -136,3 +144,67 @@ def test_chapter5_loop(benchmark, bench_settings, bench_data, variant):
             "test": accuracies[-1][1],
         }
         assert 0.0 <= accuracies[-1][1] <= 1.0
+
+
+@pytest.mark.parametrize("variant", TRAINER)
+def test_chapter5_trainer(benchmark, bench_settings, bench_data, variant):
+    """Chapter 5's run as ``train.py`` runs it: ``nn.Trainer.fit``.
+
+    The same 10,000 steps at batch 100, with the trainer's own batch draws,
+    on uint8 pixels that each batch divides by 255 (bit for bit the float32
+    images of the loop above, with a quarter of the bytes per gather), and a
+    train + test accuracy each epoch and once more at the end: 18
+    evaluations, one more than the book's loop. No files are written.
+    """
+    from nn.progress import SilentReporter
+    from nn.trainer import TrainConfig, Trainer
+
+    s = bench_settings
+    v = VARIANTS[variant]
+    backend = benchkit.backend_or_skip(v.backend)
+    data = [
+        (benchkit.as_pixels(x), t)
+        for x, t in (
+            (bench_data.x_train, bench_data.t_train),
+            (bench_data.x_test, bench_data.t_test),
+        )
+    ]
+
+    def trainer(iters):
+        config = TrainConfig(
+            iters=iters,
+            batch_size=s.batch_size,
+            hidden_size=s.hidden_size,
+            lr=LEARNING_RATE,
+            dtype=v.dtype,
+            seed=0,
+        )
+        return Trainer(
+            *data,
+            config,
+            backend=backend,
+            reporter=SilentReporter(),
+            pixel_scale=255,
+        )
+
+    benchkit.warm_up(trainer(20).fit, calls=1)
+    first = trainer(s.ch5_iters)
+    benchkit.record(
+        benchmark,
+        "train-ch5",
+        f"{variant}-trainer",
+        s,
+        iterations=s.ch5_iters,
+        evaluations=len(range(0, s.ch5_iters, first.eval_every)) + 1,
+        data=bench_data.source,
+        **variant_info(v),
+    )
+    trainers = iter([first] + [trainer(s.ch5_iters) for _ in range(s.long_rounds - 1)])
+    result = benchmark.pedantic(
+        lambda: next(trainers).fit(), rounds=s.long_rounds, iterations=1
+    )
+    benchmark.extra_info["final_accuracy"] = {
+        "train": result.train_acc,
+        "test": result.test_acc,
+    }
+    assert result.iterations == s.ch5_iters and 0.0 <= result.test_acc <= 1.0
