@@ -31,7 +31,8 @@ GROUP_TITLES = {
     "(the headline comparison)",
     "train-step": "One SGD step (forward, backward, update)",
     "train-1000": "1000 training iterations (batch gather + step, no evaluation)",
-    "train-ch5": "Chapter 5's run (full size: 10,000 iterations, 17 evaluations)",
+    "train-ch5": "Chapter 5's run (full size: 10,000 iterations, 17 evaluations; "
+    "`*-trainer`: nn.Trainer on uint8 pixels as train.py runs it, 18 evaluations)",
     "gradients": "Gradients of TwoLayerNet (float64)",
     "numgrad-scaling": "How a gradient's cost grows with hidden and batch size "
     "(float64; loop calls too long to run are estimated from two loss evaluations)",
