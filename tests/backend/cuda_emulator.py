@@ -176,8 +176,8 @@ class FakeCuPy:
         self.modules.append(module)
         return module
 
-    def ascontiguousarray(self, a):
-        return _dev(np.ascontiguousarray(a))
+    def ascontiguousarray(self, a, dtype=None):
+        return _dev(np.ascontiguousarray(a, dtype=dtype))
 
     def empty(self, shape, dtype):
         return _dev(np.empty(shape, dtype=dtype))

@@ -301,3 +301,15 @@ def test_real_rawmodule_takes_the_shipped_source_and_compiles_lazily():
     assert module.code == source
     fused = K.FusedSoftmax(cupy)
     assert fused._module is None and fused.launches == 0
+
+
+def test_scaled_rows_stay_on_the_device_and_equal_the_normalized_images(emulated):
+    pixels = np.random.default_rng(2).integers(0, 256, (9, 16), dtype=np.uint8)
+    rows = _dev(np.array([8, 0, 3]))
+    got = emulated.scaled_rows(_dev(pixels), rows, 255.0, "float32")
+    assert isinstance(got, DeviceArray) and got.flags.c_contiguous
+    want = pixels[[8, 0, 3]].astype(np.float32)
+    want /= 255.0
+    np.testing.assert_array_equal(np.asarray(got), want, strict=False)
+    assert got.dtype == np.float32
+    assert emulated.xp.stream.synchronized == 0

@@ -419,3 +419,23 @@ def test_bad_pixel_scale_is_one_clear_value_error(data, scale, x_dtype, needle):
     (x, t), test = data
     with pytest.raises(ValueError, match=needle.replace("(", r"\(")):
         Trainer((x.astype(x_dtype), t), test, pixel_scale=scale)
+
+
+def test_pixels_on_a_device_batch_from_the_scaled_images(data):
+    from backend._numpy import NumPyBackend
+
+    class DeviceLike(NumPyBackend):
+        on_host = False  # as CuPy: a gather is cheap, a conversion a launch
+
+    (p_train, f_train, t_train), (p_test, f_test, t_test) = map(as_pixels, data)
+    on_pixels = Trainer(
+        (p_train, t_train),
+        (p_test, t_test),
+        TrainConfig(iters=30, seed=3, hidden_size=16),
+        backend=DeviceLike(),
+        reporter=SilentReporter(),
+        pixel_scale=255,
+    )
+    assert on_pixels.batch_source is None
+    on_floats = quiet_trainer(((f_train, t_train), (f_test, t_test)), iters=30)
+    assert on_pixels.fit().history.loss == on_floats.fit().history.loss
