@@ -1,14 +1,12 @@
 """Shared plumbing of the chapter figures (:mod:`nn.figures`).
 
-A headless ``Figure`` (matplotlib imported only when a figure is drawn), the
-optional atomic PNG write, and host copies of arrays from any backend.
+A headless ``Figure`` (matplotlib imported only when a figure is drawn) and
+the optional atomic PNG write. Arrays of any backend come to the host through
+``backend.to_numpy``.
 """
 
 from __future__ import annotations
 
-import numpy as np
-
-import backend as B
 from nn.plot import save_figure
 
 
@@ -28,8 +26,3 @@ def finish(fig, path):
     if path is not None:
         save_figure(fig, path)
     return fig
-
-
-def to_host(a) -> np.ndarray:
-    """Any backend's array (or a sequence) as a host NumPy array."""
-    return np.asarray(B.to_numpy(a))

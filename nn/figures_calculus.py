@@ -11,7 +11,8 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from nn._figure_base import finish, new_figure, to_host
+import backend as B
+from nn._figure_base import finish, new_figure
 from nn.gradient import gradient_descent, numerical_diff, numerical_gradient
 from nn.plot import label_axes
 
@@ -71,7 +72,7 @@ def _gradients_at(f: Callable, points: np.ndarray) -> np.ndarray:
     """``numerical_gradient`` of ``f`` at each row of points (M, D) -> (M, D)."""
     grads = np.empty_like(points)
     for i, p in enumerate(points):
-        grads[i] = to_host(numerical_gradient(f, p.copy()))
+        grads[i] = B.to_numpy(numerical_gradient(f, p.copy()))
     return grads
 
 
@@ -125,7 +126,7 @@ def gradient_descent_paths(
     start = np.asarray(init_x, dtype=np.float64)
     for ax, (lr, verdict) in zip(axes, rates, strict=True):
         x, history = gradient_descent(f, start.copy(), lr=lr, step_num=step_num)
-        pts = np.vstack([to_host(history), to_host(x)[None]])
+        pts = np.vstack([B.to_numpy(history), B.to_numpy(x)[None]])
         reach = max(float(np.abs(pts).max()) * 1.15, 1.0)
         grid = np.linspace(-reach, reach, 61)
         X, Y = np.meshgrid(grid, grid)

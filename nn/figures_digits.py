@@ -11,16 +11,15 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-import numpy as np
-
-from nn._figure_base import finish, new_figure, to_host
+import backend as B
+from nn._figure_base import finish, new_figure
 
 __all__ = ["digit_grid", "misclassified_digits"]
 
 
-def _as_images(images) -> np.ndarray:
+def _as_images(images):
     """(N, D), (N, H, W) or (N, 1, H, W) of any backend -> (N, H, W) host array."""
-    x = to_host(images)
+    x = B.to_numpy(images)
     if x.ndim < 2 or len(x) == 0:
         raise ValueError(f"expected a non-empty batch of images, got shape {x.shape}")
     x = x.reshape(len(x), -1)
@@ -32,14 +31,14 @@ def _as_images(images) -> np.ndarray:
     return x.reshape(len(x), side, side)
 
 
-def _as_labels(t, n: int, name: str) -> np.ndarray:
+def _as_labels(t, n: int, name: str):
     """(N,) labels or (N, C) one-hot rows / scores -> (N,) int host array."""
-    t = to_host(t)
+    t = B.to_numpy(t)
     if t.ndim == 2:
         t = t.argmax(axis=1)
     if t.shape != (n,):
         raise ValueError(f"{name} has shape {t.shape}, expected ({n},) for {n} images")
-    return t.astype(np.int64)
+    return t.astype("int64")
 
 
 def _name(label: int, class_names: Sequence[str] | None) -> str:
@@ -107,7 +106,7 @@ def misclassified_digits(
     x = _as_images(images)
     t = _as_labels(labels, len(x), "labels")
     y = _as_labels(predicted, len(x), "predicted")
-    wrong = np.flatnonzero(y != t)
+    wrong = (y != t).nonzero()[0]
     title = f"misclassified: {len(wrong)} of {len(x)} (predicted/true)"
     if len(wrong) == 0:
         fig = new_figure(4, 1.5)

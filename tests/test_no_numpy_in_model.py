@@ -27,10 +27,8 @@ REQUIRED = [
 ]
 #: Host-side I/O and plotting, allowed to use NumPy directly.
 HOST_SIDE = {
-    "_figure_base.py",
     "checkpoint.py",
-    "figures_calculus.py",
-    "figures_digits.py",
+    "figures_calculus.py",  # plot grids and contour values for matplotlib
     "idx.py",
     "mnist.py",
     "mnist_parsed.py",
