@@ -104,16 +104,12 @@ class NumbaBackend(Backend):
         quarter of the bytes that the float32 images would need.
         """
         dtype = np.dtype(dtype)
+        if x.dtype != np.uint8 or x.ndim != 2 or dtype not in _FLOATS:
+            return super().scaled_rows(x, rows, scale, dtype)
         if isinstance(rows, slice):
             rows = np.arange(*rows.indices(x.shape[0]))
         rows = np.asarray(rows)
-        if (
-            x.dtype != np.uint8
-            or x.ndim != 2
-            or dtype not in _FLOATS
-            or rows.ndim != 1
-            or rows.dtype.kind not in "iu"
-        ):
+        if rows.ndim != 1 or rows.dtype.kind not in "iu":
             return super().scaled_rows(x, rows, scale, dtype)
         out = np.empty((rows.shape[0], x.shape[1]), dtype)
         bad = self._k.gather_scaled(

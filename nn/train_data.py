@@ -6,7 +6,10 @@ import math
 
 
 def load_data(
-    dataset: str = "mnist", data_dir=None, download: bool = True, normalize=True
+    dataset: str = "mnist",
+    data_dir=None,
+    download: bool = True,
+    normalize: bool = True,
 ):
     """``((x_train, t_train), (x_test, t_test))``: flattened images, labels.
 
