@@ -156,6 +156,7 @@ def test_chapter5_trainer(benchmark, bench_settings, bench_data, variant):
     train + test accuracy each epoch and once more at the end: 18
     evaluations, one more than the book's loop. No files are written.
     """
+    from nn.mnist import PIXEL_SCALE
     from nn.progress import SilentReporter
     from nn.trainer import TrainConfig, Trainer
 
@@ -184,7 +185,7 @@ def test_chapter5_trainer(benchmark, bench_settings, bench_data, variant):
             config,
             backend=backend,
             reporter=SilentReporter(),
-            pixel_scale=255,
+            pixel_scale=PIXEL_SCALE,
         )
 
     benchkit.warm_up(trainer(20).fit, calls=1)
