@@ -22,6 +22,7 @@ Launches per call (chapter 5: 784-50-10, batch 100, float32, int64 labels):
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
 
 import numpy as np
@@ -198,6 +199,7 @@ class FusedTwoLayer:
         self._functions: dict[str, object] = {}
         self._workspace: dict[tuple, dict] = {}
         self._dummy: dict[str, object] = {}
+        self._cublas = None
         #: Kernel launches and cuBLAS products queued so far (bookkeeping).
         self.launches = 0
         self.products = 0
@@ -219,8 +221,14 @@ class FusedTwoLayer:
 
     def _gemm(self, transa, transb, a, b, out, alpha=1.0, beta=0.0) -> None:
         # One cuBLAS call: out = alpha * op(a) @ op(b) + beta * out, all
-        # C-contiguous (CuPy then swaps the operands instead of copying).
-        self.xp.cublas.gemm(transa, transb, a, b, out=out, alpha=alpha, beta=beta)
+        # C-contiguous (CuPy then swaps the operands instead of copying);
+        # host scalars alpha, beta go in cuBLAS's host pointer mode, no copy.
+        if self._cublas is None:
+            # cupy.cublas is a submodule that ``import cupy`` does not load.
+            self._cublas = getattr(self.xp, "cublas", None) or importlib.import_module(
+                f"{self.xp.__name__}.cublas"
+            )
+        self._cublas.gemm(transa, transb, a, b, out=out, alpha=alpha, beta=beta)
         self.products += 1
 
     def _placeholder(self, dtype):
