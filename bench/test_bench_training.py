@@ -157,8 +157,8 @@ def test_chapter5_trainer(benchmark, bench_settings, bench_data, variant):
     evaluations, one more than the book's loop. No files are written.
     """
     from nn.data.mnist import PIXEL_SCALE
-    from nn.training.progress import SilentReporter
     from nn.training import TrainConfig, Trainer
+    from nn.training.progress import SilentReporter
 
     s = bench_settings
     v = VARIANTS[variant]

@@ -19,8 +19,8 @@ from pathlib import Path
 
 import backend as B
 from nn.figures import plot
-from nn.training.progress import SilentReporter
 from nn.training import TrainConfig, Trainer, load_data
+from nn.training.progress import SilentReporter
 
 
 def main(argv=None) -> int:

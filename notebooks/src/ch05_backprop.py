@@ -33,8 +33,8 @@ import backend as B
 import nn
 from nn import figures
 from nn.figures import plot
-from nn.training.progress import SilentReporter
 from nn.training import TrainConfig, Trainer, load_data
+from nn.training.progress import SilentReporter
 
 DEVICE = "auto"
 

@@ -17,9 +17,7 @@ import nn.data.mnist as mnist
 from nn.data.safe_pickle import load_array_dict
 from nn.inference import main
 
-ROOT = os.path.dirname(
-    os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-)
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 @pytest.fixture(autouse=True)
