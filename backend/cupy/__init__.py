@@ -20,6 +20,7 @@ from backend.cupy.detect import (
     _import_cupy,
     check_device,
 )
+from backend.cupy.fused import FusedTwoLayer
 from backend.cupy.kernels import FusedSoftmax
 
 
@@ -52,6 +53,7 @@ class CuPyBackend(Backend):
     def _bind(self, xp) -> None:
         self.xp = xp
         self.fused = FusedSoftmax(xp)
+        self.fused_two_layer = FusedTwoLayer(xp)
 
     def describe(self) -> str:
         runtime = self.xp.cuda.runtime
@@ -161,6 +163,46 @@ class CuPyBackend(Backend):
         """
         self._require_device("numerical_gradient", x=x)
         return super().numerical_gradient(f, x)
+
+    def scaled_rows(self, x, rows, scale, dtype):
+        """``x[rows] / scale`` as in the base class; uint8 pixels with device
+        indices go through one fused kernel (gather, divide, cast), reading a
+        quarter of the bytes that float32 images would need. Indices wrap
+        around, as CuPy's indexing does."""
+        out = self.fused_two_layer.scaled_rows(x, rows, scale, dtype)
+        return super().scaled_rows(x, rows, scale, dtype) if out is None else out
+
+    # -- fused kernels of the two-layer network ----------------------------
+    # backend/cupy/fused.py has the launchers and their launch counts; each
+    # returns None for inputs it does not cover (another dtype or layout),
+    # and the caller takes the layer-by-layer path.
+
+    def two_layer_sgd_step(self, params, x, t, lr, activation):
+        """One SGD step of TwoLayerNet in 2 kernels and 2 cuBLAS products, no
+        copy and no synchronisation; -> the 0-d loss before the update, or
+        None (float16 params, say). See ``FusedTwoLayer.sgd_step``."""
+        self._require_device("two_layer_sgd_step", x=x, t=t, **params)
+        return self.fused_two_layer.sgd_step(params, x, t, lr, activation)
+
+    def two_layer_count_correct(self, params, x, t, activation):
+        """Rows classified right and whether some hidden unit fired, in one
+        product and one kernel per chunk and one copy to the host; or None.
+        See ``FusedTwoLayer.count_correct``."""
+        self._require_device("two_layer_count_correct", x=x, t=t, **params)
+        return self.fused_two_layer.count_correct(params, x, t, activation)
+
+    def two_layer_numerical_gradient(self, params, x, t, activation, forward):
+        """The fast numerical gradient with every perturbed loss evaluated by
+        one CUDA kernel (one thread per parameter); the generic ``xp`` code
+        for an activation the kernel does not know. See
+        ``FusedTwoLayer.numerical_gradient``."""
+        self._require_device("two_layer_numerical_gradient", x=x, t=t, **params)
+        grads = self.fused_two_layer.numerical_gradient(params, x, t, activation)
+        if grads is None:
+            return super().two_layer_numerical_gradient(
+                params, x, t, activation, forward
+            )
+        return grads
 
 
 #: What the shim's registry instantiates for this backend.

@@ -23,150 +23,11 @@ Launches per call (chapter 5: 784-50-10, batch 100, float32, int64 labels):
 from __future__ import annotations
 
 import importlib
-from pathlib import Path
 
 import numpy as np
 
-from backend._base import H
-
-#: Folder of the CUDA sources (package data).
-SOURCE_DIR = Path(__file__).resolve().parent
-#: Prepended to every source below (see its header for why not ``#include``).
-COMMON = "fused_common.cuh"
-
-#: Argument types of every ``extern "C"`` kernel, per source file; ``T`` is
-#: the floating type of the kernel's suffix. The tests build host launchers
-#: from this table, so a mismatch with the source is a compile error there.
-SIGNATURES = {
-    "gather.cu": {
-        "gather_scaled_u8": (
-            "const unsigned char*",
-            "const long long*",
-            "T*",
-            "long long",
-            "long long",
-            "long long",
-            "float",
-        ),
-    },
-    "two_layer_step.cu": {
-        "step_rows": (
-            "T*",
-            "const T*",
-            "const T*",
-            "const T*",
-            "const long long*",
-            "const T*",
-            "T*",
-            "T*",
-            "double*",
-            "long long",
-            "long long",
-            "long long",
-            "long long",
-            "long long",
-            "T",
-        ),
-        "step_update": (
-            "const T*",
-            "const T*",
-            "const T*",
-            "const double*",
-            "T*",
-            "T*",
-            "T*",
-            "T*",
-            "long long",
-            "long long",
-            "long long",
-            "T",
-        ),
-    },
-    "two_layer_eval.cu": {
-        "count_correct": (
-            "T*",
-            "const T*",
-            "const T*",
-            "const T*",
-            "const long long*",
-            "unsigned long long*",
-            "long long",
-            "long long",
-            "long long",
-            "long long",
-        ),
-    },
-    "two_layer_numgrad.cu": {
-        "numgrad_forward": (
-            "double*",
-            "const double*",
-            "const double*",
-            "const double*",
-            "const long long*",
-            "const double*",
-            "double*",
-            "double*",
-            "double*",
-            "unsigned long long*",
-            "long long",
-            "long long",
-            "long long",
-            "long long",
-            "long long",
-        ),
-        "numgrad_params": (
-            "const double*",
-            "const double*",
-            "const double*",
-            "const double*",
-            "const double*",
-            "const double*",
-            "const long long*",
-            "const double*",
-            "double*",
-            "long long",
-            "long long",
-            "long long",
-            "long long",
-            "long long",
-            "long long",
-            "double",
-            "double",
-        ),
-    },
-}
-
-#: Dtype suffixes each file is instantiated for (the gradient runs in double).
-SUFFIXES = {
-    "gather.cu": ("f32", "f64"),
-    "two_layer_step.cu": ("f32", "f64"),
-    "two_layer_eval.cu": ("f32", "f64"),
-    "two_layer_numgrad.cu": ("f64",),
-}
-DTYPE_SUFFIX = {"float32": "f32", "float64": "f64"}
-
-THREADS_PER_BLOCK = 128
-MAX_BLOCKS = 4096
-#: Rows per evaluation chunk: the (chunk, H) activations are its scratch
-#: (12.5 MiB at H = 50 in float32), so MNIST's 60,000 go in one chunk.
-EVAL_CHUNK = 65536
-
-
-def module_source(filename: str) -> str:
-    """The text NVRTC compiles for ``filename``: the common helpers, then it."""
-    common = (SOURCE_DIR / COMMON).read_text()
-    return common + "\n" + (SOURCE_DIR / filename).read_text()
-
-
-def kernel_names(filename: str) -> list[str]:
-    """Entry points of one source file, e.g. ``step_rows_f32``."""
-    return [f"{k}_{s}" for k in SIGNATURES[filename] for s in SUFFIXES[filename]]
-
-
-def launch_shape(items: int) -> tuple[tuple[int], tuple[int]]:
-    """``(grid, block)``: one thread per item, the grid capped at MAX_BLOCKS."""
-    blocks = max(1, min(MAX_BLOCKS, -(-items // THREADS_PER_BLOCK)))
-    return (blocks,), (THREADS_PER_BLOCK,)
+from backend.cupy import numgrad
+from backend.cupy.sources import DTYPE_SUFFIX, EVAL_CHUNK, launch_shape, module_source
 
 
 def _float_dtype(params) -> np.dtype | None:
@@ -235,7 +96,7 @@ class FusedTwoLayer:
         """A one-element array for a pointer argument a kernel will not read."""
         key = np.dtype(dtype).name
         if key not in self._dummy:
-            self._dummy[key] = self.xp.zeros(1, dtype=dtype)
+            self._dummy[key] = self.xp.empty(1, dtype=dtype)  # no launch
         return self._dummy[key]
 
     def _scratch(self, key: tuple, shapes: dict) -> dict:
@@ -436,103 +297,7 @@ class FusedTwoLayer:
         correct, fired = (int(v) for v in xp.asnumpy(counts))  # the one copy
         return correct, activation == "sigmoid" or fired > 0
 
-    # -- the numerical gradient -------------------------------------------
     def numerical_gradient(self, params, x, t, activation) -> dict | None:
-        """Central-difference gradients of TwoLayerNet's loss, or None.
-
-        params as for :meth:`sgd_step` (any float dtype that casts to
-        float64); x: (N, D) or (N, ...); t: (N,) integer labels in [0, C) or
-        (N, C) target weights. The perturbed losses are evaluated in float64
-        (see two_layer_numgrad.cu); -> ``{name: array}`` like params, of
-        their dtype. Raises ValueError for bad shapes or labels, like the CPU
-        paths (the label check is the call's one device-to-host copy).
-        """
-        xp, f64 = self.xp, np.float64
-        if activation not in ("relu", "sigmoid"):
-            return None
-        W1, b1, W2, b2 = (
-            xp.ascontiguousarray(params[k], dtype=f64) for k in ("W1", "b1", "W2", "b2")
-        )
-        if W1.ndim != 2 or b1.ndim != 1 or W2.ndim != 2 or b2.ndim != 1:
-            return None
-        (d, m), c = W1.shape, W2.shape[1]
-        n = x.shape[0] if x.ndim else 0
-        if n == 0:
-            raise ValueError("the numerical gradient of an empty batch is undefined")
-        if x.size != n * d:
-            raise ValueError(
-                f"x has {x.size // n} features per sample but W1 expects {d}; "
-                "pass x of shape (N, input_size)"
-            )
-        x = xp.ascontiguousarray(x.reshape(n, d), dtype=f64)
-        if t.ndim == 1 and t.shape[0] == n and t.dtype.kind in "iu":
-            labels, target = xp.ascontiguousarray(t, dtype=np.int64), None
-        elif t.ndim == 2 and t.shape == (n, c):
-            labels, target = None, xp.ascontiguousarray(t, dtype=f64)
-        else:
-            raise ValueError(
-                f"t of shape {t.shape} and dtype {t.dtype} does not fit {n} samples "
-                f"of {c} classes; pass (N,) integer labels or (N, {c}) one-hot rows"
-            )
-        h = xp.empty((n, m), dtype=f64)
-        z1 = xp.empty((n, m), dtype=f64)
-        a2 = xp.empty((n, c), dtype=f64)
-        base = xp.empty(n, dtype=f64)
-        bad = xp.zeros(1, dtype=np.uint64)
-        size = d * m + m + m * c + c
-        grad = xp.empty(size, dtype=f64)
-        labels_arg = self._placeholder(np.int64) if labels is None else labels
-        target_arg = self._placeholder(f64) if target is None else target
-        flags = (np.int64(target is not None), np.int64(activation == "sigmoid"))
-        self._gemm("N", "N", x, W1, h)
-        self._launch(
-            "two_layer_numgrad.cu",
-            "numgrad_forward_f64",
-            n,
-            h,
-            b1,
-            W2,
-            b2,
-            labels_arg,
-            target_arg,
-            z1,
-            a2,
-            base,
-            bad,
-            np.int64(n),
-            np.int64(m),
-            np.int64(c),
-            *flags,
-        )
-        self._launch(
-            "two_layer_numgrad.cu",
-            "numgrad_params_f64",
-            (d + 1) * m + (m + 1) * c,
-            x,
-            h,
-            z1,
-            a2,
-            W2,
-            base,
-            labels_arg,
-            target_arg,
-            grad,
-            np.int64(n),
-            np.int64(d),
-            np.int64(m),
-            np.int64(c),
-            *flags,
-            np.float64(H),
-            np.float64(1.0 / (n * 2 * H)),  # L = sum / N, then (L(+) - L(-)) / 2h
-        )
-        if int(xp.asnumpy(bad)[0]):
-            raise ValueError(
-                f"labels must lie in [0, {c}); check the number of classes"
-            )
-        views = {
-            "W1": grad[: d * m].reshape(d, m),
-            "b1": grad[d * m : d * m + m],
-            "W2": grad[d * m + m : d * m + m + m * c].reshape(m, c),
-            "b2": grad[d * m + m + m * c :],
-        }
-        return {k: v.astype(params[k].dtype, copy=False) for k, v in views.items()}
+        """Central-difference gradients of TwoLayerNet's loss, or None: see
+        :func:`backend.cupy.numgrad.numerical_gradient`."""
+        return numgrad.numerical_gradient(self, params, x, t, activation)

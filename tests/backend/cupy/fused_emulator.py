@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 from cuda_emulator import FakeCuPy, _dev, host_compiler
 
-from backend.cupy import fused as F
+from backend.cupy import sources as S
 
 PRELUDE = r"""
 #include <math.h>
@@ -74,9 +74,9 @@ def _typed(signature, suffix: str) -> list[str]:
 
 def _launchers() -> str:
     out = []
-    for filename, kernels in F.SIGNATURES.items():
+    for filename, kernels in S.SIGNATURES.items():
         for kernel, sig in kernels.items():
-            for suffix in F.SUFFIXES[filename]:
+            for suffix in S.SUFFIXES[filename]:
                 types = _typed(sig, suffix)
                 params = ", ".join(f"{t} a{i}" for i, t in enumerate(types))
                 args = ", ".join(f"a{i}" for i in range(len(types)))
@@ -91,10 +91,10 @@ def _launchers() -> str:
 def build_fused_library(workdir: Path) -> ctypes.CDLL:
     """Every fused source, as NVRTC gets it, plus launchers, as one host library."""
     parts = [PRELUDE]
-    for i, filename in enumerate(F.SIGNATURES):
-        text = F.module_source(filename)
+    for i, filename in enumerate(S.SIGNATURES):
+        text = S.module_source(filename)
         if i:  # the common helpers once: drop the copy prepended to the others
-            text = text.replace((F.SOURCE_DIR / F.COMMON).read_text(), "", 1)
+            text = text.replace((S.SOURCE_DIR / S.COMMON).read_text(), "", 1)
         parts.append(f'#line 1 "{filename}"\n{text}')
     parts += [LAUNCH, _launchers()]
     src = workdir / "fused_host.cpp"
@@ -120,7 +120,7 @@ class FusedHostKernel:
 
     def __init__(self, library: ctypes.CDLL, filename: str, name: str):
         kernel, suffix = name.rsplit("_", 1)
-        self.types = _typed(F.SIGNATURES[filename][kernel], suffix)
+        self.types = _typed(S.SIGNATURES[filename][kernel], suffix)
         self.fn = getattr(library, f"host_{name}")
         self.fn.argtypes = [ctypes.c_uint, ctypes.c_uint] + [
             ctypes.c_void_p if t.endswith("*") else SCALAR_CTYPE[t] for t in self.types
@@ -148,12 +148,12 @@ class FusedHostKernel:
 class _Module:
     def __init__(self, library, code):
         self.library, self.code = library, code
-        matches = [f for f in F.SIGNATURES if F.module_source(f) == code]
+        matches = [f for f in S.SIGNATURES if S.module_source(f) == code]
         assert len(matches) == 1, "RawModule got text that is no fused source"
         self.filename = matches[0]
 
     def get_function(self, name):
-        assert name in F.kernel_names(self.filename), name
+        assert name in S.kernel_names(self.filename), name
         return FusedHostKernel(self.library, self.filename, name)
 
 
@@ -187,7 +187,7 @@ class FusedFakeCuPy(FakeCuPy):
         self.cublas = _Cublas()
 
     def RawModule(self, code, options=()):  # noqa: N802 (CuPy's name)
-        if any(F.module_source(f) == code for f in F.SIGNATURES):
+        if any(S.module_source(f) == code for f in S.SIGNATURES):
             module = _Module(self.fused_library, code)
             self.modules.append(module)
             return module

@@ -17,6 +17,8 @@ import pytest
 
 import backend as B
 from nn.optimizer import SGD
+from nn.training.config import TrainConfig
+from nn.training.trainer import Trainer
 from nn.two_layer_net import TwoLayerNet
 
 cp = pytest.importorskip("cupy_standin")
@@ -40,7 +42,16 @@ def _standin_backend():
 
 @pytest.fixture(scope="module")
 def gpu():
-    return _standin_backend()
+    """The CuPy backend on the stand-in, registered as the shim's ``cupy``
+    backend (the layers look their backend up by array type)."""
+    be = _standin_backend()
+    previous = B._instances.get("cupy")
+    B._instances["cupy"] = be
+    yield be
+    if previous is None:
+        B._instances.pop("cupy", None)
+    else:
+        B._instances["cupy"] = previous
 
 
 def _pixels(n, seed=0):
@@ -140,6 +151,30 @@ def test_fused_numerical_gradient_counts_and_agrees_with_numpy(gpu, dtype):
     want = ref.numerical_gradient(x, labels, method="fast")
     for key in want:
         assert got[key].dtype == np.dtype(dtype)
-        np.testing.assert_allclose(
-            B.to_numpy(got[key]), want[key], rtol=0, atol=1e-10 if dtype == "float64" else 1e-7
-        )
+        atol = 1e-10 if dtype == "float64" else 1e-7
+        np.testing.assert_allclose(B.to_numpy(got[key]), want[key], rtol=0, atol=atol)
+
+
+def test_trainer_steps_copy_nothing_between_index_uploads(gpu):
+    """Chapter 5's step through the Trainer: uint8 pixels and labels on the
+    device, the indices uploaded once an epoch (10 steps here), and the same
+    batches, hence the same losses, as the NumPy backend's trainer."""
+    train, test = _pixels(1000), _pixels(200, seed=9)
+    config = TrainConfig(iters=30, dtype="float32", seed=11)
+    trainers = [
+        Trainer(train, test, config, backend=be, pixel_scale=255)
+        for be in (gpu, "numpy")
+    ]
+    counts, losses = [], []
+    for _ in range(20):
+        with cp.counting() as c:
+            loss = trainers[0].step()
+        counts.append(c.snapshot())
+        losses.append((float(loss), float(trainers[1].step())))
+    uploads = [1 if i % 10 == 0 else 0 for i in range(20)]
+    assert [c["h2d"] for c in counts] == uploads
+    assert {(c["launches"], c["d2h"], c["syncs"]) for c in counts} == {(6, 0, 0)}
+    got, want = np.array(losses).T
+    np.testing.assert_allclose(got, want, rtol=1e-4)
+    # The generator itself is where the CPU's is: checkpoints stay exact.
+    assert trainers[0].rng.bit_generator.state == trainers[1].rng.bit_generator.state

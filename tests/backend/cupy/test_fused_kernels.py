@@ -25,10 +25,11 @@ from fused_emulator import FusedFakeCuPy, build_fused_library
 
 import backend as B
 from backend.cupy import fused as F
+from backend.cupy import sources as S
 from nn.optimizer import SGD
 from nn.two_layer_net import TwoLayerNet
 
-FILES = list(F.SIGNATURES)
+FILES = list(S.SIGNATURES)
 TOL = {
     "float32": {"rtol": 1e-5, "atol": 1e-6},
     "float64": {"rtol": 1e-10, "atol": 1e-13},
@@ -73,7 +74,7 @@ def _host(a):
 @pytest.mark.parametrize("filename", FILES)
 def test_nvcc_compiles_each_source_for_sm80_and_sm90(nvcc, filename, tmp_path):
     src = tmp_path / filename
-    src.write_text(F.module_source(filename))
+    src.write_text(S.module_source(filename))
     out = tmp_path / "out.fatbin"
     cmd = [nvcc, "-fatbin", "-Werror", "all-warnings", "-o", str(out), str(src)]
     for arch in ("80", "90"):
@@ -92,7 +93,7 @@ def test_nvrtc_compiles_each_source_as_cupy_does():
     except Exception as exc:  # noqa: BLE001
         pytest.skip(f"NVRTC not loadable ({exc}); pip install nvidia-cuda-nvrtc")
     for filename in FILES:
-        prog = nvrtc.createProgram(F.module_source(filename), filename, (), ())
+        prog = nvrtc.createProgram(S.module_source(filename), filename, (), ())
         try:
             # -ftz=true is what cupy.RawModule adds to every compile.
             nvrtc.compileProgram(prog, ("-arch=sm_90", "-ftz=true"))
@@ -103,7 +104,7 @@ def test_nvrtc_compiles_each_source_as_cupy_does():
             )
         finally:
             nvrtc.destroyProgram(prog)
-        for name in F.kernel_names(filename):
+        for name in S.kernel_names(filename):
             assert name.encode() in cubin
 
 
@@ -256,7 +257,7 @@ def _predicted(net, x):
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("activation", ["relu", "sigmoid"])
-@pytest.mark.parametrize("chunk", [4, F.EVAL_CHUNK])
+@pytest.mark.parametrize("chunk", [4, S.EVAL_CHUNK])
 def test_fused_count_equals_layer_by_layer(fused, dtype, activation, chunk):
     net, _ = _net_pair(dtype, activation)
     x, _ = _batch(11, dtype, onehot=False)
