@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from cuda_emulator import build_host_library, host_compiler
+from fused_emulator import build_fused_library
 
 
 @pytest.fixture(scope="session")
@@ -12,3 +13,9 @@ def host_lib(tmp_path_factory):
     if host_compiler() is None:
         pytest.skip("no C++ compiler (g++/clang++) to run softmax.cu on the host")
     return build_host_library(tmp_path_factory.mktemp("cuda_host"))
+
+
+@pytest.fixture(scope="session")
+def fused_lib(tmp_path_factory, host_lib):
+    """The fused two-layer kernels compiled as host C++ (see fused_emulator.py)."""
+    return build_fused_library(tmp_path_factory.mktemp("fused_host"))

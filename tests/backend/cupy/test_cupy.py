@@ -11,7 +11,8 @@ import sys
 
 import numpy as np
 import pytest
-from cuda_emulator import DeviceArray, FakeCuPy
+from cuda_emulator import DeviceArray
+from fused_emulator import FusedFakeCuPy
 
 import backend as B
 import backend.cupy as _cupy
@@ -173,10 +174,10 @@ def test_describe_names_gpu_and_versions(gpu_like):
 
 
 @pytest.fixture
-def emulated(host_lib):
+def emulated(host_lib, fused_lib):
     be = _cupy.CuPyBackend.__new__(_cupy.CuPyBackend)
     be.device_id = 0
-    be._bind(FakeCuPy(host_lib))
+    be._bind(FusedFakeCuPy(host_lib, fused_lib))
     return be
 
 

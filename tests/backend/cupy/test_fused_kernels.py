@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from fused_emulator import FusedFakeCuPy, build_fused_library
+from fused_emulator import FusedFakeCuPy
 
 import backend as B
 from backend.cupy import fused as F
@@ -51,11 +51,6 @@ def nvcc():
     if path is None:
         pytest.skip("nvcc not found: install the CUDA Toolkit to compile-check kernels")
     return path
-
-
-@pytest.fixture(scope="session")
-def fused_lib(tmp_path_factory, host_lib):
-    return build_fused_library(tmp_path_factory.mktemp("fused_host"))
 
 
 @pytest.fixture
