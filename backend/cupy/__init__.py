@@ -35,7 +35,9 @@ def _is_numpy_array(a) -> bool:
 
 
 class CuPyBackend(Backend):
-    """Device arrays on one CUDA device; cuBLAS matmul and fused softmax kernels.
+    """Device arrays on one CUDA device; cuBLAS matmul, fused softmax kernels
+    and the fused two-layer kernels (step, evaluation, numerical gradient,
+    batch gather: ``backend/cupy/fused.py``).
 
     The device is 0 unless ``$XPNET_CUDA_DEVICE`` says otherwise (indices
     count after ``CUDA_VISIBLE_DEVICES``).

@@ -23,6 +23,7 @@ Launches per call (chapter 5: 784-50-10, batch 100, float32, int64 labels):
 from __future__ import annotations
 
 import importlib
+import threading
 
 import numpy as np
 
@@ -58,7 +59,7 @@ class FusedTwoLayer:
         self.xp = xp
         self._modules: dict[str, object] = {}
         self._functions: dict[str, object] = {}
-        self._workspace: dict[tuple, dict] = {}
+        self._local = threading.local()  # scratch per thread (and its stream)
         self._dummy: dict[str, object] = {}
         self._cublas = None
         #: Kernel launches and cuBLAS products queued so far (bookkeeping).
@@ -100,14 +101,21 @@ class FusedTwoLayer:
         return self._dummy[key]
 
     def _scratch(self, key: tuple, shapes: dict) -> dict:
-        """Scratch arrays per shape, reused across calls (old shapes dropped)."""
-        if key not in self._workspace:
-            self._workspace.clear()
-            self._workspace[key] = {
+        """Scratch arrays per shape and thread, reused across calls.
+
+        ``key[0]`` names the user ("step", "eval"): a new shape replaces that
+        user's old scratch only, so the step's survives an evaluation.
+        """
+        ws = getattr(self._local, "workspace", None)
+        if ws is None:
+            ws = self._local.workspace = {}
+        if ws.get(key[0], (None,))[0] != key:
+            arrays = {
                 name: self.xp.empty(shape, dtype=dt)
                 for name, (shape, dt) in shapes.items()
             }
-        return self._workspace[key]
+            ws[key[0]] = (key, arrays)
+        return ws[key[0]][1]
 
     # -- the batch gather -------------------------------------------------
     def scaled_rows(self, images, rows, scale, dtype):
