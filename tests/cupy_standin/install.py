@@ -10,14 +10,16 @@ from __future__ import annotations
 
 import contextlib
 
-import cupy_standin
-
 import backend as B
+import cupy_standin
 
 
 def standin_backend():
     """A fresh CuPy backend bound to the stand-in (detection included)."""
-    from backend.cupy import CuPyBackend
+    try:  # before the layout move (issue 17)
+        from backend._cupy import CuPyBackend
+    except ImportError:
+        from backend.cupy import CuPyBackend
 
     return CuPyBackend(cupy=cupy_standin)
 
