@@ -569,11 +569,23 @@ def is_available() -> bool:
 class CUDARuntimeError(RuntimeError):
     """``cupy_backends.cuda.api.runtime.CUDARuntimeError``: has ``status``."""
 
-    NAMES = {35: "cudaErrorInsufficientDriver", 100: "cudaErrorNoDevice"}
+    #: status -> (cudaGetErrorName, cudaGetErrorString), as CuPy formats them.
+    NAMES = {
+        2: ("cudaErrorMemoryAllocation", "out of memory"),
+        3: ("cudaErrorInitializationError", "initialization error"),
+        35: (
+            "cudaErrorInsufficientDriver",
+            "CUDA driver version is insufficient for CUDA runtime version",
+        ),
+        100: ("cudaErrorNoDevice", "no CUDA-capable device is detected"),
+        101: ("cudaErrorInvalidDevice", "invalid device ordinal"),
+        700: ("cudaErrorIllegalAddress", "an illegal memory access was encountered"),
+    }
 
-    def __init__(self, status: int, message: str = "injected failure"):
+    def __init__(self, status: int, message: str | None = None):
         self.status = status
-        super().__init__(f"{self.NAMES.get(status, 'cudaError')}: {message}")
+        name, text = self.NAMES.get(status, ("cudaErrorUnknown", "unknown error"))
+        super().__init__(f"{name}: {message or text}")
 
 
 _failures: dict[str, BaseException] = {}

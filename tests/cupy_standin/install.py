@@ -16,10 +16,7 @@ import cupy_standin
 
 def standin_backend():
     """A fresh CuPy backend bound to the stand-in (detection included)."""
-    try:  # before the layout move (issue 17)
-        from backend._cupy import CuPyBackend
-    except ImportError:
-        from backend.cupy import CuPyBackend
+    from backend.cupy import CuPyBackend
 
     return CuPyBackend(cupy=cupy_standin)
 
