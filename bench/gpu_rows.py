@@ -134,9 +134,9 @@ def test_row(benchmark, bench_settings, bench_data, operation, backend_name, dty
 
 
 def _trainer(be, s, data, dtype, iters):
-    from nn.mnist import PIXEL_SCALE
-    from nn.progress import SilentReporter
-    from nn.trainer import TrainConfig, Trainer
+    from nn.data.mnist import PIXEL_SCALE
+    from nn.training.progress import SilentReporter
+    from nn.training.trainer import TrainConfig, Trainer
 
     config = TrainConfig(
         iters=iters,

@@ -19,7 +19,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from nn.checkpoint import load_checkpoint
+
+from nn.training.checkpoint import load_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
 RUNNER = ROOT / "tests" / "cupy_standin" / "run.py"

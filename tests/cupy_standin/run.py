@@ -3,6 +3,7 @@
     python tests/cupy_standin/run.py train.py --device cuda --epochs 1
     python tests/cupy_standin/run.py -m nn.inference --device cuda ...
     python tests/cupy_standin/run.py -m pytest tests/gpu
+    python tests/cupy_standin/run.py -c "import backend; print(backend.NAMES)"
 
 For subprocess tests of the command-line tools: the tools themselves are run
 unchanged (``runpy``), after :func:`cupy_standin.install.install`.
@@ -26,8 +27,12 @@ def main(argv: list[str]) -> None:
 
     install()
     if not argv:
-        raise SystemExit("usage: run.py SCRIPT [ARGS] | run.py -m MODULE [ARGS]")
-    if argv[0] == "-m":
+        raise SystemExit("usage: run.py SCRIPT|-m MODULE|-c CODE [ARGS]")
+    if argv[0] == "-c":
+        sys.argv = ["-c", *argv[2:]]
+        sys.path.insert(0, "")
+        exec(compile(argv[1], "<string>", "exec"), {"__name__": "__main__"})
+    elif argv[0] == "-m":
         sys.argv = [argv[1], *argv[2:]]
         runpy.run_module(argv[1], run_name="__main__", alter_sys=True)
     else:

@@ -368,3 +368,16 @@ def test_scaled_rows_stay_on_the_device_and_equal_the_normalized_images(emulated
     np.testing.assert_array_equal(_host(got), want, strict=False)
     assert got.dtype == np.float32
     assert (c.syncs, c.d2h, c.h2d) == (0, 0, 0)
+
+
+def test_the_cuda_extras_install_what_detection_tells_users_to_install():
+    tomllib = pytest.importorskip("tomllib")
+    from pathlib import Path
+
+    pyproject = Path(__file__).resolve().parents[3] / "pyproject.toml"
+    extras = tomllib.loads(pyproject.read_text())["project"]["optional-dependencies"]
+    for major, packages in detect.RUNTIME_PACKAGES.items():
+        assert set(packages.values()) <= set(extras[f"cuda{major}"])
+        assert any(
+            p.startswith(f"cupy-cuda{major}x>=14") for p in extras[f"cuda{major}"]
+        )
