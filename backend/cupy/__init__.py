@@ -2,7 +2,9 @@
 
 Detection runs in ``CuPyBackend()`` and fails with a distinct one-line
 :class:`BackendUnavailableError` for each cause: CuPy missing, NVIDIA driver
-missing or too old, no CUDA device, NVRTC (CuPy's kernel compiler) missing.
+missing or too old, no CUDA device, NVRTC (CuPy's kernel compiler), cuBLAS or
+the CUDA headers missing, or the first matrix product, kernel launch or
+synchronisation failing (see ``backend.cupy.detect``).
 The shim's ``auto`` turns that into a warning and a CPU backend; an explicit
 ``cupy``/``cuda`` lets it propagate.
 
@@ -13,12 +15,15 @@ wait for the device.
 
 from __future__ import annotations
 
+import numpy as np
+
 from backend.base import Backend
 from backend.constants import CE_DELTA
 from backend.cupy.detect import (
     _cuda_version,
     _import_cupy,
     check_device,
+    probe_first_step,
 )
 from backend.cupy.fused import FusedTwoLayer
 from backend.cupy.kernels import FusedSoftmax
@@ -34,6 +39,14 @@ def _is_numpy_array(a) -> bool:
     return type(a).__module__.split(".")[0] == "numpy" and hasattr(a, "shape")
 
 
+def _check_rows(rows, n: int) -> None:
+    """NumPy's IndexError for the first host index outside [-n, n)."""
+    rows = np.asarray(rows).ravel()
+    bad = rows[(rows < -n) | (rows >= n)]
+    if bad.size:
+        raise IndexError(f"index {bad[0]} is out of bounds for axis 0 with size {n}")
+
+
 class CuPyBackend(Backend):
     """Device arrays on one CUDA device; cuBLAS matmul, fused softmax kernels
     and the fused two-layer kernels (step, evaluation, numerical gradient,
@@ -46,10 +59,12 @@ class CuPyBackend(Backend):
     name = "cupy"
     on_host = False
 
-    def __init__(self):
-        cupy = _import_cupy()
+    def __init__(self, cupy=None):
+        """``cupy``: the CuPy module to use (default: ``import cupy``)."""
+        cupy = cupy or _import_cupy()
         self.device_id = check_device(cupy)
         cupy.cuda.Device(self.device_id).use()
+        probe_first_step(cupy, FusedSoftmax(cupy))
         self._bind(cupy)
 
     def _bind(self, xp) -> None:
@@ -95,6 +110,19 @@ class CuPyBackend(Backend):
     def synchronize(self) -> None:
         """Wait until all work queued on the current stream is done."""
         self.xp.cuda.get_current_stream().synchronize()
+
+    def scaled_rows(self, x, rows, scale, dtype):
+        """As :meth:`Backend.scaled_rows`; see there.
+
+        Host row indices (what the trainer passes) are bounds-checked on the
+        host first, so a row out of range is the same ``IndexError`` as on the
+        CPU, where CuPy's indexing would silently wrap it around. Device row
+        indices are not checked (that would wait for the device): they wrap,
+        as CuPy documents.
+        """
+        if isinstance(rows, (list, tuple)) or _is_numpy_array(rows):
+            _check_rows(rows, x.shape[0])
+        return super().scaled_rows(x, rows, scale, dtype)
 
     # -- kernels ----------------------------------------------------------
     def matmul(self, a, b):

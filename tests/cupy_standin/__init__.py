@@ -46,6 +46,7 @@ from __future__ import annotations
 import builtins
 import contextlib
 import ctypes
+import sys
 import types
 
 import numpy as np
@@ -411,10 +412,23 @@ class _Ufunc:
         return _call(self._np.accumulate, (array,), dict(axis=axis, dtype=dtype))
 
     def reduceat(self, array, indices, axis=0, dtype=None, out=None):
+        """CuPy's algorithm (``_routines_indexing.pyx: _add_reduceat``): a
+        cumulative sum with a zero prepended, differenced at the indices, so
+        its rounding is CuPy's, not NumPy's direct sums."""
         self._only(("add",), "reduceat")
-        if not isinstance(indices, ndarray):
-            indices = asarray(indices)
-        return _call(self._np.reduceat, (array, indices), dict(axis=axis, dtype=dtype))
+        a = array._a
+        idx = _operand(indices) if isinstance(indices, ndarray) else np.asarray(indices)
+        axis = axis % a.ndim
+        bounds = np.append(idx, a.shape[axis])
+        acc = np.cumsum(a, axis=axis, dtype=dtype)
+        zero = np.zeros(
+            [1 if i == axis else n for i, n in enumerate(a.shape)], acc.dtype
+        )
+        acc = np.concatenate([zero, acc], axis=axis)
+        mask = (bounds[:-1] >= bounds[1:]).reshape(-1, *([1] * (a.ndim - axis - 1)))
+        sums = np.take(acc, bounds[1:], axis) - np.take(acc, bounds[:-1], axis)
+        counters.launches += 6  # append, cumsum, append, compare, takes, where
+        return _wrap(np.where(mask, np.take(a, bounds[:-1], axis), sums))
 
     def at(self, a, indices, b=None):
         self._only(("add", "subtract", "maximum", "minimum"), "at")
@@ -456,6 +470,7 @@ FUNCTIONS = {
     **{n: "syncing" for n in _SYNCING},
     **{n: "sequence" for n in _SEQUENCE},
     **{n: "ufunc" for n in UFUNCS},
+    **{n: "meta" for n in ("shape", "ndim", "size")},
 }
 
 
@@ -483,7 +498,11 @@ def _make(name, kind):
         counters.launches += 1
         return _wrap(fn([_operand(a) for a in arrays], *args, **kwargs))
 
+    def meta(*args, **kwargs):  # shape, ndim, size: metadata, no device work
+        return fn(*[_operand(a) for a in args], **kwargs)
+
     impl = {"create": create, "plain": plain, "syncing": syncing, "sequence": sequence}
+    impl["meta"] = meta
     impl[kind].__name__ = name
     return impl[kind]
 
@@ -539,13 +558,7 @@ def asnumpy(a, stream=None, order="C", out=None, *, blocking=True):
 
 
 def get_array_module(*args):
-    import sys
-
-    return (
-        sys.modules[__name__]
-        if builtins.any(isinstance(a, ndarray) for a in args)
-        else np
-    )
+    return _THIS if builtins.any(isinstance(a, ndarray) for a in args) else np
 
 
 def is_available() -> bool:
@@ -556,11 +569,23 @@ def is_available() -> bool:
 class CUDARuntimeError(RuntimeError):
     """``cupy_backends.cuda.api.runtime.CUDARuntimeError``: has ``status``."""
 
-    NAMES = {35: "cudaErrorInsufficientDriver", 100: "cudaErrorNoDevice"}
+    #: status -> (cudaGetErrorName, cudaGetErrorString), as CuPy formats them.
+    NAMES = {
+        2: ("cudaErrorMemoryAllocation", "out of memory"),
+        3: ("cudaErrorInitializationError", "initialization error"),
+        35: (
+            "cudaErrorInsufficientDriver",
+            "CUDA driver version is insufficient for CUDA runtime version",
+        ),
+        100: ("cudaErrorNoDevice", "no CUDA-capable device is detected"),
+        101: ("cudaErrorInvalidDevice", "invalid device ordinal"),
+        700: ("cudaErrorIllegalAddress", "an illegal memory access was encountered"),
+    }
 
-    def __init__(self, status: int, message: str = "injected failure"):
+    def __init__(self, status: int, message: str | None = None):
         self.status = status
-        super().__init__(f"{self.NAMES.get(status, 'cudaError')}: {message}")
+        name, text = self.NAMES.get(status, ("cudaErrorUnknown", "unknown error"))
+        super().__init__(f"{name}: {message or text}")
 
 
 _failures: dict[str, BaseException] = {}
@@ -717,6 +742,10 @@ class RawKernel:
         self._fn(grid, block, args, shared_mem=shared_mem)
 
 
+#: Host builds by source: each is compiled (and cached on disk) once per process.
+_HOST_MODULES: dict = {}
+
+
 class RawModule:
     """``cupy.RawModule(code=...)``: the CUDA source compiled for the host on first
     ``get_function`` (NVRTC too compiles lazily and caches)."""
@@ -731,9 +760,11 @@ class RawModule:
     def get_function(self, name):
         _maybe_fail("kernel")
         if self._host is None:
-            from cupy_standin.hostcc import HostModule
+            if self.code not in _HOST_MODULES:
+                from cupy_standin.hostcc import HostModule
 
-            self._host = HostModule(self.code)
+                _HOST_MODULES[self.code] = HostModule(self.code)
+            self._host = _HOST_MODULES[self.code]
         if name not in self._host.kernels:
             raise RuntimeError(f"CUDA_ERROR_NOT_FOUND: named symbol not found ({name})")
         return _Function(self._host, name)
@@ -793,3 +824,10 @@ def _argument(param, value, kernel, i):
             f"{where}: got {type(value).__name__} ({kind}); the kernel would misread it"
         )
     return value.item() if isinstance(value, np.generic) else value
+
+
+_THIS = sys.modules[__name__]
+# Last, so that the functions above keep this module's name (pickles of device
+# arrays refer to cupy_standin.array): code that reads ``xp.__name__``, as the
+# backend and the tests do, sees what real CuPy says.
+__name__ = "cupy"  # noqa: A001

@@ -1,0 +1,85 @@
+"""How often one training step launches, copies and waits on the GPU.
+
+Counted on the CuPy stand-in, one launch per CuPy-level operation (CuPy may
+split one into several kernels). The numbers are exact so that a change in
+them is a decision: a fused step kernel (issue 19) lowers ``STEP_LAUNCHES``.
+"""
+
+from __future__ import annotations
+
+import cupy_standin as cp
+import numpy as np
+import pytest
+from cupy_standin.install import installed
+
+import backend as B
+from nn.optimizer import SGD
+from nn.training.progress import SilentReporter
+from nn.training.trainer import TrainConfig, Trainer
+from nn.two_layer_net import TwoLayerNet
+
+#: TwoLayerNet.train_step with SGD at batch 100 (784-50-10, ReLU).
+STEP_LAUNCHES = 25
+#: One Trainer step: the step, plus the batch gather and the pixel scaling.
+TRAINER_STEP_LAUNCHES = 28
+
+
+@pytest.fixture
+def gpu():
+    previous = B.current()
+    with installed() as be:
+        B.use(be)
+        yield be
+    B.use(previous)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_a_training_step_never_copies_or_waits(gpu, dtype):
+    rng = np.random.default_rng(0)
+    net = TwoLayerNet(784, 50, 10, backend=gpu, dtype=dtype, rng=0)
+    x = gpu.asarray(rng.random((100, 784)), dtype=dtype)
+    t = gpu.asarray(rng.integers(0, 10, 100))
+    opt = SGD(lr=0.1)
+    net.train_step(x, t, opt)  # compiles the kernels
+    with cp.counting() as c:
+        loss = net.train_step(x, t, opt)
+    assert (c.h2d, c.d2h, c.syncs) == (0, 0, 0)
+    assert c.launches == STEP_LAUNCHES
+    with cp.counting() as c:
+        assert np.isfinite(float(loss))
+    assert c.snapshot() == {"launches": 0, "h2d": 0, "d2h": 1, "syncs": 1}
+
+
+def _fit(be, iters, eval_every):
+    rng = np.random.default_rng(0)
+    train = rng.integers(0, 256, (500, 784), dtype=np.uint8), rng.integers(0, 10, 500)
+    test = rng.integers(0, 256, (100, 784), dtype=np.uint8), rng.integers(0, 10, 100)
+    config = TrainConfig(
+        iters=iters, batch_size=100, hidden_size=50, lr=0.1, dtype="float32",
+        seed=0, eval_every=eval_every,
+    )  # fmt: skip
+    trainer = Trainer(
+        train, test, config, backend=be, reporter=SilentReporter(), pixel_scale=255
+    )
+    with cp.counting() as c:
+        trainer.fit()
+    return c.snapshot()
+
+
+def test_a_trainer_step_copies_its_batch_indices_only(gpu):
+    """Two runs with the same evaluations and 20 steps apart: per step, one
+    host-to-device copy (the batch's row indices, drawn on the host) and no
+    device-to-host copy or wait; each evaluation waits a few times."""
+    short, long = _fit(gpu, 20, 20), _fit(gpu, 40, 40)
+    per_step = {k: (long[k] - short[k]) / 20 for k in long}
+    assert per_step == {
+        "launches": TRAINER_STEP_LAUNCHES,
+        "h2d": 1,
+        "d2h": 0,
+        "syncs": 0,
+    }
+    more_evals = _fit(gpu, 40, 20)  # one evaluation more than `long`
+    extra = {k: more_evals[k] - long[k] for k in long}
+    # A handful (6 or 7 here): the counts and the "some unit fired" flag of
+    # the train and test sets, and the losses since the last evaluation.
+    assert extra["h2d"] == 0 and extra["syncs"] == extra["d2h"] <= 8
