@@ -826,6 +826,11 @@ def _argument(param, value, kernel, i):
     return value.item() if isinstance(value, np.generic) else value
 
 
+# ``cupy.cublas`` (gemm, for the fused step): in CuPy a submodule that ``import
+# cupy`` does not load (the backend imports it by name); bound here because the
+# stand-in is never importable as ``cupy.cublas``.
+from cupy_standin import cublas as cublas  # noqa: E402
+
 _THIS = sys.modules[__name__]
 # Last, so that the functions above keep this module's name (pickles of device
 # arrays refer to cupy_standin.array): code that reads ``xp.__name__``, as the
