@@ -118,11 +118,15 @@ class CuPyBackend(Backend):
         host first, so a row out of range is the same ``IndexError`` as on the
         CPU, where CuPy's indexing would silently wrap it around. Device row
         indices are not checked (that would wait for the device): they wrap,
-        as CuPy documents.
+        as CuPy documents. uint8 pixels with device indices (the trainer's
+        steps) go through one fused kernel: gather, divide and cast, reading a
+        quarter of the bytes that float32 images would need.
         """
         if isinstance(rows, (list, tuple)) or _is_numpy_array(rows):
             _check_rows(rows, x.shape[0])
-        return super().scaled_rows(x, rows, scale, dtype)
+            return super().scaled_rows(x, rows, scale, dtype)
+        out = self.fused_two_layer.scaled_rows(x, rows, scale, dtype)
+        return super().scaled_rows(x, rows, scale, dtype) if out is None else out
 
     # -- kernels ----------------------------------------------------------
     def matmul(self, a, b):
@@ -193,14 +197,6 @@ class CuPyBackend(Backend):
         """
         self._require_device("numerical_gradient", x=x)
         return super().numerical_gradient(f, x)
-
-    def scaled_rows(self, x, rows, scale, dtype):
-        """``x[rows] / scale`` as in the base class; uint8 pixels with device
-        indices go through one fused kernel (gather, divide, cast), reading a
-        quarter of the bytes that float32 images would need. Indices wrap
-        around, as CuPy's indexing does."""
-        out = self.fused_two_layer.scaled_rows(x, rows, scale, dtype)
-        return super().scaled_rows(x, rows, scale, dtype) if out is None else out
 
     # -- fused kernels of the two-layer network ----------------------------
     # backend/cupy/fused.py has the launchers and their launch counts; each
