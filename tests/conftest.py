@@ -66,7 +66,7 @@ def backend(request):
 def pytest_collection_modifyitems(items):
     """Mark every test that runs on the cupy backend ``gpu``: ``pytest -m gpu``
     then runs the whole suite's CuPy cases plus tests/gpu (on a machine without
-    a GPU, the CuPy cases run on the stand-in and tests/gpu skip)."""
+    a GPU, all of them on the stand-in)."""
     for item in items:
         callspec = getattr(item, "callspec", None)
         if callspec is not None and callspec.params.get("backend") == "cupy":
