@@ -165,3 +165,13 @@ def test_injected_failures_are_scoped():
         with pytest.raises(ImportError, match="libcublasLt"):
             cp.cuda.cublas  # noqa: B018 (the attribute access is what fails)
     assert cp.cuda.cublas.getVersion() > 0
+
+
+def test_sorts_are_stable_as_in_cupy():
+    a = dev(np.array([3, 1, 3, 1, 2, 1]))
+    np.testing.assert_array_equal(cp.argsort(a).get(), [1, 3, 5, 4, 0, 2])
+    np.testing.assert_array_equal(a.argsort().get(), [1, 3, 5, 4, 0, 2])
+    with pytest.raises(ValueError, match="stable"):
+        cp.argsort(a, kind="quicksort")
+    a.sort()
+    np.testing.assert_array_equal(a.get(), [1, 1, 1, 2, 3, 3])
