@@ -39,6 +39,12 @@ def _is_numpy_array(a) -> bool:
     return type(a).__module__.split(".")[0] == "numpy" and hasattr(a, "shape")
 
 
+def _labelled(xp, picked, t, classes: int):
+    """``picked`` (y at the labels ``t``), NaN where a label is outside
+    [-classes, classes): the fused kernels' rule, without waiting for the device."""
+    return xp.where((t >= -classes) & (t < classes), picked, xp.nan)
+
+
 def _check_rows(rows, n: int) -> None:
     """NumPy's IndexError for the first host index outside [-n, n)."""
     rows = np.asarray(rows).ravel()
@@ -155,7 +161,14 @@ class CuPyBackend(Backend):
         self._require_device("softmax_cross_entropy", x=x, t=t)
         if self.fused.supports(x, ndim=2):
             return self.fused.softmax_cross_entropy(x, t)
-        return super().softmax_cross_entropy(x, t)
+        if t.ndim == 2:
+            return super().softmax_cross_entropy(x, t)
+        # The generic code with the kernel's rule: CuPy would wrap a bad label.
+        xp, y = self.xp, self.softmax(x)
+        n = y.shape[0]
+        picked = _labelled(xp, y[xp.arange(n), t], t, y.shape[-1])
+        loss = -xp.sum(xp.log(picked + CE_DELTA)) / n
+        return xp.asarray(loss, dtype=y.dtype), y
 
     def softmax_cross_entropy_batched(self, x, t):
         """Losses of P score batches against one target batch, in one launch.
@@ -174,7 +187,7 @@ class CuPyBackend(Backend):
         if t.ndim == 2:
             losses = -xp.sum(t * xp.log(y + CE_DELTA), axis=(1, 2)) / n
         else:
-            picked = y[:, xp.arange(n), t]
+            picked = _labelled(xp, y[:, xp.arange(n), t], t, y.shape[-1])
             losses = -xp.sum(xp.log(picked + CE_DELTA), axis=1) / n
         return losses.astype(y.dtype, copy=False), y
 

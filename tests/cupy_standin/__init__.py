@@ -245,6 +245,13 @@ class ndarray:  # noqa: N801 (CuPy's name)
         counters.launches += 1
         self._a.fill(value)
 
+    def argsort(self, axis=-1, kind=None):
+        return argsort(self, axis=axis, kind=kind)
+
+    def sort(self, axis=-1, kind=None):
+        """In place, as ``numpy.ndarray.sort``; stable as CuPy's."""
+        _stable("sort", method=True)(self, axis=axis, kind=kind)
+
     def __getattr__(self, name):
         if name not in METHODS:
             raise AttributeError(f"'cupy.ndarray' object has no attribute {name!r}")
@@ -269,8 +276,7 @@ ndarray.__module__ = "cupy"
 #: Array methods that compute (each one launch unless the result is a view).
 METHODS = frozenset(
     "sum mean max min argmax argmin cumsum prod any all std var clip take "
-    "reshape ravel flatten transpose squeeze swapaxes view nonzero round dot "
-    "argsort sort".split()
+    "reshape ravel flatten transpose squeeze swapaxes view nonzero round dot".split()
 )
 
 _BINARY = "add sub mul truediv floordiv mod pow matmul and or xor lt le eq ne gt ge"
@@ -510,6 +516,27 @@ def _make(name, kind):
 for _name, _kind in FUNCTIONS.items():
     if _kind != "ufunc":
         globals()[_name] = _make(_name, _kind)
+
+
+def _stable(name, method=False):
+    """CuPy's sort/argsort: always stable; ``kind`` other than None/'stable'
+    is refused (cupy/_sorting/sort.py)."""
+
+    def sort(a, axis=-1, kind=None):
+        if kind not in (None, "stable"):
+            raise ValueError(f"kind {kind!r} is not supported: CuPy's sort is stable")
+        fn = getattr(_operand(a), name) if method else getattr(np, name)
+        args = () if method else (_operand(a),)
+        out = fn(*args, axis=axis, kind="stable")
+        counters.launches += 1
+        return _wrap(out if out is not None else a)
+
+    return sort
+
+
+argsort = _stable("argsort")
+sort = _stable("sort")
+
 
 # Scalar types and constants are NumPy's own in CuPy too (cupy.float32 is
 # numpy.float32).

@@ -381,3 +381,21 @@ def test_the_cuda_extras_install_what_detection_tells_users_to_install():
         assert any(
             p.startswith(f"cupy-cuda{major}x>=14") for p in extras[f"cuda{major}"]
         )
+
+
+@pytest.mark.parametrize("batched", [False, True])
+def test_generic_loss_path_gives_nan_for_bad_labels_as_the_kernel_does(
+    emulated, batched
+):
+    """float16 takes the generic code, where CuPy would wrap label 10 to 0."""
+    x = _dev(np.random.default_rng(4).standard_normal((3, 10)).astype("float16"))
+    t = _dev(np.array([0, 10, -1]))
+    if batched:
+        losses, _ = emulated.softmax_cross_entropy_batched(x[None], t)
+        loss = losses[0]
+    else:
+        loss, _ = emulated.softmax_cross_entropy(x, t)
+    assert np.isnan(float(loss))
+    good, _ = emulated.softmax_cross_entropy(x, _dev(np.array([0, 0, -1])))
+    ref, _ = B.get_backend("numpy").softmax_cross_entropy(_host(x), np.array([0, 0, 9]))
+    np.testing.assert_allclose(float(good), float(ref), rtol=1e-3)

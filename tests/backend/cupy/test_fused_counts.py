@@ -12,8 +12,10 @@ numerical gradient at most 20 launches.
 
 from __future__ import annotations
 
+import cupy_standin as cp
 import numpy as np
 import pytest
+from cupy_standin.install import installed
 
 import backend as B
 from nn.optimizer import SGD
@@ -21,37 +23,16 @@ from nn.training.config import TrainConfig
 from nn.training.trainer import Trainer
 from nn.two_layer_net import TwoLayerNet
 
-cp = pytest.importorskip("cupy_standin")
-
 SIZES = (784, 50, 10)
 BATCH = 100
-
-
-def _standin_backend():
-    try:
-        from cupy_standin.install import standin_backend
-    except ImportError:  # before the stand-in's installer exists
-        from backend.cupy import CuPyBackend
-
-        be = CuPyBackend.__new__(CuPyBackend)
-        be.device_id = 0
-        be._bind(cp)
-        return be
-    return standin_backend()
 
 
 @pytest.fixture(scope="module")
 def gpu():
     """The CuPy backend on the stand-in, registered as the shim's ``cupy``
     backend (the layers look their backend up by array type)."""
-    be = _standin_backend()
-    previous = B._instances.get("cupy")
-    B._instances["cupy"] = be
-    yield be
-    if previous is None:
-        B._instances.pop("cupy", None)
-    else:
-        B._instances["cupy"] = previous
+    with installed() as be:
+        yield be
 
 
 def _pixels(n, seed=0):

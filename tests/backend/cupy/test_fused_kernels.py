@@ -1,8 +1,9 @@
 """The fused two-layer CUDA kernels (backend/cupy/*.cu), checked without a GPU.
 
-Each source is compiled by nvcc for sm_80 and sm_90 and by NVRTC as
-``cupy.RawModule`` compiles it, and run on the host through the emulator
-(fused_emulator.py) against the NumPy backend: the SGD step against
+Each source is compiled by nvcc for sm_80 and sm_90, by NVRTC as
+``cupy.RawModule`` compiles it, and as host C++ by the CuPy stand-in's
+``RawModule`` (tests/cupy_standin/hostcc.py), which runs it thread by thread
+against the NumPy backend: the SGD step against
 ``TwoLayerNet.gradient`` + ``SGD.update``, the evaluation against ``predict``
 and its arg-max, the numerical gradient against the book's loop.
 
@@ -10,7 +11,7 @@ Tolerances: the step in float64 to rtol 1e-10 (only the order of sums
 differs), in float32 to rtol 1e-5 / atol 1e-6 as the Numba step; the
 numerical gradient to 1e-8 against the loop in float64 (the issue's bar; the
 loop's own rounding is about 5e-12) and to 1e-10 against the NumPy fast path.
-Sizes are small: the emulator runs every thread in turn.
+Sizes are small: the stand-in runs every thread in turn.
 """
 
 from __future__ import annotations
@@ -19,9 +20,10 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import cupy_standin as cp
 import numpy as np
 import pytest
-from fused_emulator import FusedFakeCuPy
+from cupy_standin.hostcc import HostModule
 
 import backend as B
 from backend.cupy import fused as F
@@ -54,8 +56,8 @@ def nvcc():
 
 
 @pytest.fixture
-def fused(host_lib, fused_lib):
-    return F.FusedTwoLayer(FusedFakeCuPy(host_lib, fused_lib))
+def fused():
+    return F.FusedTwoLayer(cp)
 
 
 def _dev(fused, a):
@@ -63,7 +65,27 @@ def _dev(fused, a):
 
 
 def _host(a):
-    return np.asarray(a).view(np.ndarray).copy()
+    return a.get()
+
+
+def _typed(kind: str, ctype: str) -> tuple[str, bool]:
+    """('float', True) for 'const T*' with T = float: what hostcc parses."""
+    return kind.replace("const ", "").rstrip("*").replace("T", ctype), kind.endswith(
+        "*"
+    )
+
+
+@pytest.mark.parametrize("filename", FILES)
+def test_host_build_is_warning_free_and_signatures_match(filename):
+    """-Wall -Werror on the host, and every entry point's parameters (read
+    from the source by the stand-in) are the ones sources.SIGNATURES lists."""
+    module = HostModule(S.module_source(filename), werror=True)
+    assert sorted(module.kernels) == sorted(S.kernel_names(filename))
+    ctypes = {"f32": "float", "f64": "double"}
+    for name, params in module.kernels.items():
+        kernel, suffix = name.rsplit("_", 1)
+        want = [_typed(k, ctypes[suffix]) for k in S.SIGNATURES[filename][kernel]]
+        assert [(p.ctype, p.pointer) for p in params] == want, name
 
 
 @pytest.mark.parametrize("filename", FILES)

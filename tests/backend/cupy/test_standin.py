@@ -44,13 +44,34 @@ def test_every_stand_in_name_exists_in_real_cupy():
         assert hasattr(cupy.cuda, name) and hasattr(cp.cuda, name)
 
 
-def test_the_shim_takes_it_for_cupy_and_the_old_emulator_for_numpy():
-    from cuda_emulator import DeviceArray
+class _OldDeviceArray(np.ndarray):
+    """What the tests used before the stand-in: a NumPy subclass in a module
+    named ``cuda_emulator``."""
 
+
+_OldDeviceArray.__module__ = "cuda_emulator"
+
+
+def test_the_shim_takes_it_for_cupy_and_the_old_emulator_for_numpy():
     assert B._is_cupy_array(dev([1.0])) and type(dev([1.0])).__name__ == "ndarray"
-    old = np.ones(2).view(DeviceArray)
+    from cupy_standin.install import installed
+
+    with installed() as be:
+        assert B.backend_for(dev([1.0])) is be
+    old = np.ones(2).view(_OldDeviceArray)
     assert not B._is_cupy_array(old)  # why CI never ran the CuPy backend's code
+    assert B.backend_for(old).name != "cupy"
     assert not isinstance(dev([1.0]), np.ndarray)
+
+
+def test_implicit_conversion_that_the_old_emulator_allowed_is_refused():
+    old = np.ones(2).view(_OldDeviceArray)
+    assert np.asarray(old).sum() == 2.0  # silently a host array
+    x = np.ones((2, 2)).view(_OldDeviceArray)
+    with pytest.raises(IndexError):
+        x[np.array([0, 3])]  # the old emulator raised where CuPy wraps
+    with pytest.raises(TypeError):
+        np.asarray(dev([1.0, 1.0]))
 
 
 def test_implicit_conversion_is_a_type_error():
@@ -144,3 +165,13 @@ def test_injected_failures_are_scoped():
         with pytest.raises(ImportError, match="libcublasLt"):
             cp.cuda.cublas  # noqa: B018 (the attribute access is what fails)
     assert cp.cuda.cublas.getVersion() > 0
+
+
+def test_sorts_are_stable_as_in_cupy():
+    a = dev(np.array([3, 1, 3, 1, 2, 1]))
+    np.testing.assert_array_equal(cp.argsort(a).get(), [1, 3, 5, 4, 0, 2])
+    np.testing.assert_array_equal(a.argsort().get(), [1, 3, 5, 4, 0, 2])
+    with pytest.raises(ValueError, match="stable"):
+        cp.argsort(a, kind="quicksort")
+    a.sort()
+    np.testing.assert_array_equal(a.get(), [1, 1, 1, 2, 3, 3])
