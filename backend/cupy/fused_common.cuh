@@ -11,7 +11,7 @@
 // of any geometry covers them all, and its threads never cooperate: no shared
 // memory, no __syncthreads. The only cross-thread operation is atomicAdd on an
 // integer counter, which is exact in any order (and so also when the host
-// emulator runs the threads one after another).
+// stand-in, tests/cupy_standin, runs the threads one after another).
 
 // The 1e-7 inside the log of the book's cross-entropy (backend.CE_DELTA).
 #define XPNET_CE_DELTA 1e-7

@@ -2,8 +2,8 @@
 
 The ``.cu`` files beside this module, each compiled with
 ``fused_common.cuh`` prepended (see that header for why not ``#include``), and
-the argument types of every entry point, which the host emulator in the tests
-turns into launchers (so a mismatch with the source fails to compile there).
+the argument types of every entry point (the tests check this table against
+the parameters the CuPy stand-in parses from each source).
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ SOURCE_DIR = Path(__file__).resolve().parent
 COMMON = "fused_common.cuh"
 
 #: Argument types of every ``extern "C"`` kernel, per source file; ``T`` is
-#: the floating type of the kernel's suffix. The tests build host launchers
-#: from this table, so a mismatch with the source is a compile error there.
+#: the floating type of the kernel's suffix. A test compares this table with
+#: what the stand-in parses from each source.
 SIGNATURES = {
     "gather.cu": {
         "gather_scaled_u8": (

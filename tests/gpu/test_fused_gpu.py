@@ -1,8 +1,9 @@
 """The fused two-layer kernels on a real GPU (real CUDA math, real cuBLAS).
 
-The same checks as tests/backend/cupy/test_fused_kernels.py, which runs them
-through the host emulator, at chapter 5's sizes, plus a timing of the step
-printed for the GPU report. Run with ``XPNET_REQUIRE_GPU=1 pytest -m gpu``.
+The same checks as tests/backend/cupy/test_fused_kernels.py (which runs the
+kernels on the stand-in, host-compiled), at chapter 5's sizes, plus a timing of
+the step printed for the GPU report; without a GPU they run on the stand-in.
+Run with ``XPNET_REQUIRE_GPU=1 pytest -m gpu``.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ pytestmark = pytest.mark.gpu
 
 SIZES = (784, 50, 10)
 # cuBLAS may sum in another order (and use FMA): a little looser than the
-# emulator's tolerances.
+# stand-in tests' tolerances.
 TOL = {"float32": dict(rtol=1e-4, atol=1e-5), "float64": dict(rtol=1e-9, atol=1e-12)}
 
 
