@@ -7,11 +7,14 @@ grid in turn. The launchers are generated from the kernels' own parameter
 lists, read from the preprocessed source, so any kernel file works without a
 signature table.
 
-Running threads one after another is exactly a kernel's semantics only when
-its threads never cooperate: no ``__shared__`` memory and no
-``__syncthreads()`` (both are left undefined, so such a kernel fails to build
-here rather than giving wrong answers). ``atomicAdd`` is a plain add, which
-is exact when threads run one at a time. The math is the host's libm, not
+Running threads one after another is exactly a kernel's semantics when its
+threads never cooperate. A source that uses ``__shared__`` or
+``__syncthreads()`` gets the cooperative launcher instead (see
+:data:`COOPERATIVE`): each thread is a fiber and the barrier switches between
+them, so block reductions through shared memory run as on a GPU. Not
+emulated (a build error): dynamic ``extern __shared__`` arrays, warp
+primitives (``__shfl_*_sync``, ``__syncwarp``). ``atomicAdd`` is a plain
+add, exact because only one thread runs at a time. The math is the host's libm, not
 CUDA's (results may differ in the last bits), and g++ does not contract
 ``a * b + c`` into an FMA where NVRTC by default may.
 """
@@ -46,6 +49,7 @@ static inline unsigned long long atomicAdd(unsigned long long* p,
                                            unsigned long long v) {
     unsigned long long o = *p; *p += v; return o;
 }
+COOPERATION
 #include "KERNEL_SOURCE"
 template <typename... P, typename... A>
 static void xpnet_emulate(void (*kernel)(P...), const unsigned* g, const unsigned* b,
@@ -62,6 +66,91 @@ static void xpnet_emulate(void (*kernel)(P...), const unsigned* g, const unsigne
         threadIdx = {tx, ty, tz};
         kernel(args...);
     }
+}
+"""
+
+#: Prelude part for kernels whose threads cooperate (``__shared__``,
+#: ``__syncthreads()``): each thread of a block is a fiber (ucontext) with its
+#: own stack, ``__shared__`` variables are static (one copy, reused block after
+#: block, as CUDA leaves shared memory uninitialised), and ``__syncthreads()``
+#: passes control to the next unfinished thread of the block: when a thread
+#: resumes, every other thread has reached the barrier, which is CUDA's
+#: guarantee for barriers that all threads of the block call equally often.
+COOPERATIVE = r"""
+#include <ucontext.h>
+#include <stdlib.h>
+#include <functional>
+#define __shared__ static
+static ucontext_t xpnet_main_ctx;
+static ucontext_t* xpnet_ctx;
+static bool* xpnet_done;
+static xpnet_dim3* xpnet_tid;
+static unsigned xpnet_threads, xpnet_cur, xpnet_alive;
+static std::function<void()>* xpnet_body;
+static void xpnet_resume(unsigned next) {
+    xpnet_cur = next;
+    threadIdx = xpnet_tid[next];
+}
+static void __syncthreads() {
+    unsigned me = xpnet_cur;
+    for (unsigned k = 1; k < xpnet_threads; ++k) {
+        unsigned next = (me + k) % xpnet_threads;
+        if (!xpnet_done[next]) {
+            xpnet_resume(next);
+            swapcontext(&xpnet_ctx[me], &xpnet_ctx[next]);
+            xpnet_resume(me);
+            return;
+        }
+    }
+}
+static void xpnet_fiber() {
+    unsigned me = xpnet_cur;
+    (*xpnet_body)();
+    xpnet_done[me] = true;
+    if (--xpnet_alive == 0) setcontext(&xpnet_main_ctx);
+    for (unsigned k = 1; k < xpnet_threads; ++k) {
+        unsigned next = (me + k) % xpnet_threads;
+        if (!xpnet_done[next]) {
+            xpnet_resume(next);
+            setcontext(&xpnet_ctx[next]);
+        }
+    }
+}
+template <typename... P, typename... A>
+static void xpnet_emulate_cooperative(void (*kernel)(P...), const unsigned* g,
+                                      const unsigned* b, A... args) {
+    const size_t stack = 1 << 17;
+    gridDim = {g[0], g[1], g[2]};
+    blockDim = {b[0], b[1], b[2]};
+    unsigned n = b[0] * b[1] * b[2];
+    std::function<void()> body = [&]() { kernel(args...); };
+    xpnet_body = &body;
+    xpnet_threads = n;
+    xpnet_ctx = new ucontext_t[n];
+    xpnet_done = new bool[n];
+    xpnet_tid = new xpnet_dim3[n];
+    char* stacks = (char*)malloc(n * stack);
+    for (unsigned bz = 0; bz < g[2]; ++bz)
+    for (unsigned by = 0; by < g[1]; ++by)
+    for (unsigned bx = 0; bx < g[0]; ++bx) {
+        blockIdx = {bx, by, bz};
+        for (unsigned i = 0; i < n; ++i) {
+            xpnet_tid[i] = {i % b[0], (i / b[0]) % b[1], i / (b[0] * b[1])};
+            xpnet_done[i] = false;
+            getcontext(&xpnet_ctx[i]);
+            xpnet_ctx[i].uc_stack.ss_sp = stacks + (size_t)i * stack;
+            xpnet_ctx[i].uc_stack.ss_size = stack;
+            xpnet_ctx[i].uc_link = nullptr;
+            makecontext(&xpnet_ctx[i], xpnet_fiber, 0);
+        }
+        xpnet_alive = n;
+        xpnet_resume(0);
+        swapcontext(&xpnet_main_ctx, &xpnet_ctx[0]);
+    }
+    free(stacks);
+    delete[] xpnet_ctx;
+    delete[] xpnet_done;
+    delete[] xpnet_tid;
 }
 """
 
@@ -149,17 +238,25 @@ class HostModule:
         flags = ["-std=c++14", "-O1", "-shared", "-fPIC", "-Wall"]
         if werror:
             flags.append("-Werror")
-        key = hashlib.sha256((PRELUDE + code + " ".join(flags)).encode()).hexdigest()
+        text = PRELUDE + COOPERATIVE + code + " ".join(flags)
+        key = hashlib.sha256(text.encode()).hexdigest()
         folder = cache_dir()
         lib = folder / f"{key[:24]}.so"
         kernel = folder / f"{key[:24]}.cu"
         if not kernel.exists():
             _write_atomic(kernel, code)
-        prelude = PRELUDE.replace("KERNEL_SOURCE", str(kernel))
+        #: Whether the threads of a block cooperate (then each runs as a fiber).
+        self.cooperative = "__syncthreads" in code or "__shared__" in code
+        prelude = PRELUDE.replace("KERNEL_SOURCE", str(kernel)).replace(
+            "COOPERATION", COOPERATIVE if self.cooperative else ""
+        )
         self.kernels = _signatures(cxx, prelude, folder, key)
         if not lib.exists():
             src = folder / f"{key[:24]}.cpp"
-            _write_atomic(src, prelude + _launchers(self.kernels))
+            launch = (
+                "xpnet_emulate_cooperative" if self.cooperative else "xpnet_emulate"
+            )
+            _write_atomic(src, prelude + _launchers(self.kernels, launch))
             tmp = folder / f"{key[:24]}.{os.getpid()}.so"
             result = subprocess.run(
                 [cxx, *flags, "-o", str(tmp), str(src)], capture_output=True, text=True
@@ -201,7 +298,7 @@ def _signatures(cxx: str, prelude: str, folder: Path, key: str) -> dict:
     return kernels
 
 
-def _launchers(kernels: dict) -> str:
+def _launchers(kernels: dict, launch: str) -> str:
     out = []
     for name, params in kernels.items():
         decl = ", ".join(
@@ -211,6 +308,6 @@ def _launchers(kernels: dict) -> str:
         sep = ", " if params else ""
         out.append(
             f'extern "C" void xpnet_host_{name}(const unsigned* g, const unsigned* b'
-            f"{sep}{decl}) {{ xpnet_emulate({name}, g, b{sep}{args}); }}"
+            f"{sep}{decl}) {{ {launch}({name}, g, b{sep}{args}); }}"
         )
     return "\n".join(out) + "\n"

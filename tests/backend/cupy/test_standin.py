@@ -20,9 +20,26 @@ extern "C" __global__ void saxpy(const float* x, float* y, float a, long long n)
 COOPERATE = r"""
 extern "C" __global__ void cooperate(float* y) {
     __shared__ float tile[32];
-    tile[threadIdx.x] = y[threadIdx.x];
+    float* mine = y + blockIdx.x * 32;
+    tile[threadIdx.x] = mine[threadIdx.x];
     __syncthreads();
-    y[threadIdx.x] = tile[31 - threadIdx.x];
+    mine[threadIdx.x] = tile[31 - threadIdx.x];
+}
+"""
+BLOCK_SUM = r"""
+extern "C" __global__ void block_sum(const double* x, double* out, long long n) {
+    __shared__ double part[128];
+    double s = 0;
+    for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < n;
+         i += (long long)gridDim.x * blockDim.x)
+        s += x[i];
+    part[threadIdx.x] = s;
+    __syncthreads();
+    for (unsigned half = blockDim.x / 2; half > 0; half /= 2) {
+        if (threadIdx.x < half) part[threadIdx.x] += part[threadIdx.x + half];
+        __syncthreads();
+    }
+    if (threadIdx.x == 0) out[blockIdx.x] = part[0];
 }
 """
 
@@ -145,9 +162,25 @@ def test_raw_kernels_run_the_cuda_source_and_check_argument_types():
         kernel((1,), (32,), (cp.ones(3), y, np.float32(2), 3))
 
 
-def test_cooperating_threads_are_refused_at_build_time():
-    with pytest.raises(RuntimeError, match="host build"):
-        cp.RawModule(code=COOPERATE).get_function("cooperate")
+def test_cooperating_threads_meet_at_the_barrier():
+    """Shared memory and __syncthreads: each block reverses its 32 values, which
+    reads what other threads wrote before the barrier."""
+    kernel = cp.RawModule(code=COOPERATE).get_function("cooperate")
+    y = dev(np.arange(64, dtype=np.float32))
+    kernel((2,), (32,), (y,))
+    want = np.concatenate([np.arange(32)[::-1], np.arange(32, 64)[::-1]])
+    np.testing.assert_array_equal(y.get(), want)
+
+
+def test_a_block_reduction_through_shared_memory():
+    kernel = cp.RawModule(code=BLOCK_SUM).get_function("block_sum")
+    x = dev(np.arange(1000, dtype=np.float64))
+    out = cp.zeros(4, dtype=np.float64)
+    kernel((4,), (128,), (x, out, 1000))
+    assert out.get().sum() == np.arange(1000).sum()
+    assert out.get()[0] == np.arange(0, 1000, 4 * 128).sum() + sum(
+        np.arange(i, 1000, 512).sum() for i in range(1, 128)
+    )
 
 
 def test_pickling_goes_through_the_host():
