@@ -1,4 +1,4 @@
-"""The README's library example runs as printed and trains a network.
+"""The README: short, its links resolve, and its library example trains a network.
 
 MNIST's training images are not on this project's machines, so ``load_mnist``
 is pointed at Fashion-MNIST, and the loop runs 1,000 of its 10,000 iterations.
@@ -59,3 +59,13 @@ def test_example_trains(shared_data, monkeypatch):
     # 1,000 steps of batch 100 (1.7 epochs): the CLI's run is at 0.79 after
     # 600; an untrained network is at 0.10.
     assert 0.72 < accuracy <= 1.0, accuracy
+
+
+def test_readme_is_short_and_its_links_resolve():
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert len(readme.splitlines()) <= 150, "README.md: move details to docs/"
+    links = re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", readme)
+    local = [link for link in links if "://" not in link]
+    assert local, "README.md links to no page"
+    missing = [link for link in local if not (ROOT / link).exists()]
+    assert not missing, missing
