@@ -1,5 +1,5 @@
-"""The wheel as a user gets it: built, installed (not editable) into a fresh
-venv, and run from a folder that is not the repository.
+"""The wheel as a user gets it, CUDA sources included: built, installed (not
+editable) into a fresh venv, and run from a folder that is not the repository.
 
 The fresh venv gets the wheel with ``--no-deps``; NumPy comes from the test's
 own environment through a ``.pth`` line appended after the venv's
@@ -121,7 +121,9 @@ def test_wheel_holds_the_packages_and_cuda_sources_only(wheel):
     assert tops == TOP_LEVEL, tops
     assert not [n for n in names if n.startswith(FORBIDDEN)]
     sources = sorted(
-        p.relative_to(ROOT).as_posix() for p in ROOT.glob("backend/**/*.cu")
+        p.relative_to(ROOT).as_posix()
+        for pattern in ("backend/**/*.cu", "backend/**/*.cuh")
+        for p in ROOT.glob(pattern)
     )
     assert sources and set(sources) <= set(names), (sources, names)
     modules = sorted(
