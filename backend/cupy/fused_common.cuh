@@ -9,7 +9,7 @@
 //
 // Every kernel here walks its work items with a grid-stride loop, so a launch
 // of any geometry covers them all, and its threads never cooperate: no shared
-// memory, no __syncthreads. The only cross-thread operation is atomicAdd on an
+// memory, no barrier. The only cross-thread operation is atomicAdd on an
 // integer counter, which is exact in any order (and so also when the host
 // stand-in, tests/cupy_standin, runs the threads one after another).
 
