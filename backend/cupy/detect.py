@@ -204,4 +204,7 @@ def _import_cupy():
         import cupy
     except ImportError as exc:
         raise BackendUnavailableError(MISSING_CUPY) from exc
+    if getattr(cupy, "__file__", None) is None:
+        # A folder named cupy on sys.path (a namespace package), not CuPy.
+        raise BackendUnavailableError(f"{MISSING_CUPY} (found only {cupy!r})")
     return cupy

@@ -1,6 +1,6 @@
 """The fused two-layer kernels on a real GPU (real CUDA math, real cuBLAS).
 
-The same checks as tests/backend/cupy/test_fused_kernels.py (which runs the
+The same checks as tests/backend/cupy_backend/test_fused_kernels.py (which runs the
 kernels on the stand-in, host-compiled), at chapter 5's sizes, plus a timing of
 the step printed for the GPU report; without a GPU they run on the stand-in.
 Run with ``XPNET_REQUIRE_GPU=1 pytest -m gpu``.
