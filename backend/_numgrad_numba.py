@@ -20,7 +20,7 @@ import numpy as np
 
 from backend._base import CE_DELTA, H
 from backend._mvec import vlog
-from backend._numgrad import Batch, activation_function, distinct_inputs
+from backend._numgrad import Batch, activation_function
 from backend._numgrad_numba_hidden import relu_differences, sigmoid_differences
 
 _JIT = {"cache": True, "nogil": True}
@@ -37,6 +37,29 @@ def _matmul(a, b):
                 for j in range(b.shape[1]):
                     out[n, j] += a[n, k] * b[k, j]
     return out
+
+
+@nb.njit(**_JIT)
+def _distinct_inputs(x):
+    """``backend._numgrad.distinct_inputs(np, x, by_pixel=False)``, compiled
+    and sorting only the non-zero values: each sample's distinct non-zero
+    values in increasing order, rows (P,), values (P,), and per non-zero pixel
+    its column (E,) and entry (E,)."""
+    n, d = x.shape
+    rows, values = np.empty(n * d, dtype=np.int64), np.empty(n * d)
+    pixel, entry = np.empty(n * d, dtype=np.int64), np.empty(n * d, dtype=np.int64)
+    p = e = 0
+    for i in range(n):
+        first = p
+        cols = np.flatnonzero(x[i])
+        for k in cols[np.argsort(x[i][cols])]:
+            v = x[i, k]
+            if p == first or v != values[p - 1]:
+                rows[p], values[p] = i, v
+                p += 1
+            pixel[e], entry[e] = k, p - 1
+            e += 1
+    return rows[:p], values[:p], pixel[:e], entry[:e]
 
 
 @nb.njit(**_JIT)
@@ -177,6 +200,33 @@ def _sparse_targets(target):
     return ptr, cols.astype(np.int64), target[rows, cols]
 
 
+def _differences(batch, activation, rows, values, top, e, base, tgt, scratch):
+    """diff (M, P): l(+) - l(-) of every entry for every hidden unit."""
+    shifted = batch.a2 - top[:, None]
+    if activation == "sigmoid":
+        g = np.exp(-np.abs(batch.a1))  # as nn.functions.sigmoid
+        step = values * H
+        up, down = np.exp(step), np.exp(-step)
+        return sigmoid_differences(
+            batch.a1, g, batch.z1, shifted, batch.W2, rows, up, down, tgt, scratch
+        )
+    uniq, which = np.unique(values, return_inverse=True)
+    return relu_differences(
+        batch.a1,
+        batch.z1,
+        shifted,
+        e,
+        batch.W2,
+        rows,
+        values,
+        uniq,
+        which.astype(np.int64),
+        base,
+        tgt,
+        scratch,
+    )
+
+
 def two_layer_numerical_gradient(params, x, t, activation: str) -> dict:
     """Central-difference gradients of ``TwoLayerNet.loss`` at ``params``.
 
@@ -189,43 +239,15 @@ def two_layer_numerical_gradient(params, x, t, activation: str) -> dict:
     )
     tgt = _sparse_targets(batch.target)
     base, top, e, top_without, total_without = _base_losses(batch.a2, *tgt)
-    rows, values, pixel, entry = distinct_inputs(np, batch.x, by_pixel=False)
+    rows, values, pixel, entry = _distinct_inputs(batch.x)
     # b1[j] moves unit j as an input of 1 would: N more entries, one per sample.
     rows = np.concatenate([rows, np.arange(batch.n)])
     values = np.concatenate([values, np.ones(batch.n)])
     scratch = int(np.max(np.diff(tgt[0])))  # most target entries of a sample
-    shifted = batch.a2 - top[:, None]
-    if activation == "sigmoid":
-        g = np.exp(-np.abs(batch.a1))  # as nn.functions.sigmoid
-        step = values * H
-        diff = sigmoid_differences(
-            batch.a1,
-            g,
-            batch.z1,
-            shifted,
-            batch.W2,
-            rows,
-            np.exp(step),
-            np.exp(-step),
-            tgt,
-            scratch,
-        )
-    else:
-        uniq, which = np.unique(values, return_inverse=True)
-        diff = relu_differences(
-            batch.a1,
-            batch.z1,
-            shifted,
-            e,
-            batch.W2,
-            rows,
-            values,
-            uniq,
-            which.astype(np.int64),
-            base,
-            tgt,
-            scratch,
-        )
+    # Dynamic scheduling, one unit at a time: on a busy machine a thread that
+    # waits for a core takes fewer units instead of holding up the other.
+    with nb.parallel_chunksize(1):
+        diff = _differences(batch, activation, rows, values, top, e, base, tgt, scratch)
     gW1_t, gb1 = _scatter(diff, pixel, entry, batch.W1.shape[0], batch.n)
     gW2, gb2 = _second_layer(batch.z1, e, total_without, tgt, scratch)
     scale = 1.0 / (batch.n * 2 * H)  # L = sum / N, then (L(+) - L(-)) / 2h

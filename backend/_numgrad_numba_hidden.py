@@ -43,21 +43,28 @@ def _run_end(rows, q, q1):
 # Numba can drop its negative-index wraparound and LLVM can vectorise them.
 
 
-@nb.njit(**_JIT)
+@nb.njit(**_JIT, inline="always")
 def _affine(out, s, x, w):
     """out = s + x·w."""
     for i in range(out.shape[0]):
         out[i] = s + x[i] * w
 
 
-@nb.njit(**_JIT)
+@nb.njit(**_JIT, inline="always")
 def _accumulate(out, x):
     """out += x."""
     for i in range(out.shape[0]):
         out[i] += x[i]
 
 
-@nb.njit(**_JIT)
+@nb.njit(**_JIT, inline="always")
+def _scaled_gather(out, a, ia, b, ib):
+    """out = a[ia]·b[ib]."""
+    for i in range(out.shape[0]):
+        out[i] = a[ia[i]] * b[ib[i]]
+
+
+@nb.njit(**_JIT, inline="always")
 def _sigmoid_at(out, g, f, z, positive):
     """out = sigmoid(a + s) - z from g = exp(-|a|) and f = exp(∓s) (for a >= 0,
     ``positive``: 1 / (1 + g·f)) or f = exp(±s) (a < 0: u / (1 + u), u = g·f)."""
@@ -164,26 +171,27 @@ def relu_differences(
     p_total, u_total = rows.shape[0], uniq.shape[0]
     diff = np.empty((m, p_total))
     for j in nb.prange(m):
-        # f[2u + s, c] = exp(±v_u·h·W2[j, c]) (s = 0: +, 1: -): one exp per
+        # f[c, 2u + s] = exp(±v_u·h·W2[j, c]) (s = 0: +, 1: -): one exp per
         # distinct input value, class and sign, shared by every sample.
-        f = np.empty(2 * u_total * c_total)
-        for u in range(u_total):
-            step = uniq[u] * H
-            for c in range(c_total):
-                f[(2 * u) * c_total + c] = step * W2[j, c]
-                f[(2 * u + 1) * c_total + c] = -step * W2[j, c]
-        vexp(f, f.shape[0])
+        f = np.empty((c_total, 2 * u_total))
+        for c in range(c_total):
+            for u in range(u_total):
+                step = uniq[u] * H
+                f[c, 2 * u] = step * W2[j, c]
+                f[c, 2 * u + 1] = -step * W2[j, c]
+        vexp(f.ravel(), f.size)
         e = np.empty(c_total * 2 * BLOCK)
         slot_q = np.empty(2 * BLOCK, dtype=np.int64)
         slot_n = np.empty(2 * BLOCK, dtype=np.int64)
         slot_kind = np.empty(2 * BLOCK, dtype=np.int64)
         slot_sign = np.empty(2 * BLOCK, dtype=np.int64)
         slot_dz = np.empty(2 * BLOCK)
+        crossing = np.empty(2 * BLOCK, dtype=np.int64)
         total, loss = np.empty(2 * BLOCK), np.empty(2 * BLOCK)
         probs = np.empty(2 * BLOCK * scratch)
         for q0 in range(0, p_total, BLOCK):
             q1 = min(p_total, q0 + BLOCK)
-            count = 0
+            count = n_crossing = 0
             for q in range(q0, q1):
                 diff[j, q] = 0.0
                 n, a = rows[q], a1[rows[q], j]
@@ -194,24 +202,31 @@ def relu_differences(
                         continue  # the unit's output stays 0: l = base, cancels
                     slot_q[count], slot_n[count], slot_sign[count] = q, n, sign
                     # relu(a + s) - relu(a) = s exactly when both are > 0: the
-                    # shared factor f applies (kind 2 + sign); else (crossing
-                    # zero) the Relu layer's output is taken in full (kind -1).
-                    if a > 0 and moved > 0:
-                        slot_kind[count] = 2 * which[q] + sign
-                    else:
-                        slot_kind[count] = -1
+                    # shared factor f applies; else (crossing zero) the Relu
+                    # layer's output is taken in full (slot_dz, patched below).
+                    slot_kind[count] = 2 * which[q] + sign
+                    slot_dz[count] = np.nan
+                    if not (a > 0 and moved > 0):
                         slot_dz[count] = (0.0 if moved <= 0 else moved) - z1[n, j]
+                        crossing[n_crossing] = count
+                        n_crossing += 1
                     count += 1
             if count == 0:
                 continue
             for c in range(c_total):
-                off = c * count
-                for k in range(count):
-                    n, kind = slot_n[k], slot_kind[k]
-                    if kind >= 0:  # exp(shifted + s·w) = exp(shifted)·exp(s·w)
-                        e[off + k] = e_base[n, c] * f[kind * c_total + c]
-                    else:
-                        e[off + k] = np.exp(shifted[n, c] + slot_dz[k] * W2[j, c])
+                # exp(shifted + s·w) = exp(shifted)·exp(s·w)
+                _scaled_gather(
+                    e[c * count : (c + 1) * count],
+                    e_base[:, c],
+                    slot_n,
+                    f[c],
+                    slot_kind,
+                )
+            for i in range(n_crossing):
+                k = crossing[i]
+                for c in range(c_total):
+                    arg = shifted[slot_n[k], c] + slot_dz[k] * W2[j, c]
+                    e[c * count + k] = np.exp(arg)
             _losses(e[: c_total * count], count, slot_n, tgt, total, probs, loss)
             for k in range(count):
                 # l(+) - l(-) = (l(+) - base) - (l(-) - base), a side left at
