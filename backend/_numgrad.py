@@ -137,7 +137,16 @@ def sample_losses(batch: Batch, scores, rows):
     top = scores[0].copy()
     for s_c in scores[1:]:
         xp.maximum(top, s_c, out=top)
-    e = xp.exp(scores - top)
+    return losses_from_exp(batch, xp.exp(scores - top), rows)
+
+
+def losses_from_exp(batch: Batch, e, rows):
+    """``sample_losses`` from e = exp(scores - m), any m common to a sample's
+    classes (softmax is unchanged by a common shift). e is overwritten.
+
+    e: (C, ..., P) float64 -> (..., P).
+    """
+    xp = batch.xp
     total = e[0].copy()
     for e_c in e[1:]:
         total += e_c
@@ -145,15 +154,67 @@ def sample_losses(batch: Batch, scores, rows):
         flat = e.reshape(e.shape[0], -1, rows.shape[0])
         e_t = flat[batch.labels[rows], :, xp.arange(rows.shape[0])].T
         y_t = e_t.reshape(total.shape) / total
-        return -batch.label_weight[rows] * xp.log(y_t + CE_DELTA)
+        y_t += CE_DELTA
+        return -batch.label_weight[rows] * xp.log(y_t, out=y_t)
     target = batch.target[rows].T.reshape((-1,) + (1,) * (total.ndim - 1) + rows.shape)
-    return -xp.sum(target * xp.log(e / total + CE_DELTA), axis=0)
+    e /= total
+    e += CE_DELTA
+    return -xp.sum(target * xp.log(e, out=e), axis=0)
+
+
+def _sigmoid_moves(xp, a, g, z, up, down):
+    """sigmoid(a ± v·h) - sigmoid(a) from a, g = exp(-|a|), z = sigmoid(a)
+    (b, P) and up/down = exp(±v·h) (P,). -> (2, b, P).
+
+    exp(-(a ± v·h)) = exp(-a)·exp(∓v·h), and for a < 0 the overflow-free form
+    e / (1 + e) with e = exp(a)·exp(±v·h): the two forms of
+    ``nn.functions.sigmoid``, chosen by the sign of a (either is the same
+    function; the choice only keeps every exponential below exp(v·h)).
+    """
+    pos = a >= 0
+    u = xp.stack([xp.where(pos, down, up), xp.where(pos, up, down)]) * g
+    return xp.where(pos, 1.0, u) / (1.0 + u) - z
+
+
+def _relu_losses(batch: Batch, r, js, pieces, values, uniq, which):
+    """Per-sample losses (2, b, P) of the ReLU network with unit j's
+    pre-activation a moved to a ± v·h; pieces: a, z (M, P) of samples r,
+    e (C, P) their exp(score - m), shifted (C, N) all scores minus m.
+
+    Where a > 0 and a ± v·h > 0, relu(a ± v·h) - relu(a) = ±v·h exactly, so
+    exp(score_c - m ± v·h·W2[j, c]) = exp(score_c - m)·exp(±v·h·W2[j, c]),
+    the second factor one per distinct value v (``uniq``, ``which`` (P,) each
+    entry's), class and unit. Where a <= 0 and a ± v·h <= 0 the output stays
+    0 and the loss is the unperturbed one; the few that cross zero are
+    evaluated in full.
+    """
+    xp = batch.xp
+    a_r, z_r, e_r, shifted = pieces
+    w = batch.W2[js].T  # (C, b)
+    step = xp.stack([uniq * H, -(uniq * H)])  # (2, U)
+    f = xp.exp(step[None, :, None, :] * w[:, None, :, None])  # (C, 2, b, U)
+    e = f[..., which] * e_r[:, None, None, :]
+    loss = losses_from_exp(batch, e, r)
+    a = a_r[js]  # (b, P)
+    moved_a = a[None] + xp.stack([values * H, -(values * H)])[:, None, :]
+    linear = (a > 0)[None] & (moved_a > 0)
+    still = (a <= 0)[None] & (moved_a <= 0)
+    loss = xp.where(still, batch.base[r], loss)
+    crossing = xp.nonzero(~(linear | still))
+    if crossing[0].shape[0]:
+        z = batch.act(moved_a[crossing]) - z_r[js][crossing[1:]]
+        rc = r[crossing[2]]
+        scores = shifted[:, rc] + z * w[:, crossing[1]]
+        loss[crossing] = losses_from_exp(batch, xp.exp(scores), rc)
+    return loss
 
 
 def hidden_loss_differences(batch: Batch, rows, values, chunk: int):
     """l(+) - l(-) of each sample ``rows`` (P,) when unit j's pre-activation
     moves by ±values·h (the change an input of that value makes), for every j.
 
+    Scores are exponentiated as exp(score - m) with m the unperturbed row
+    maximum (the same softmax; score - m <= |dz·W2| keeps exp in range).
     -> (M, P) float64.
     """
     xp = batch.xp
@@ -162,19 +223,27 @@ def hidden_loss_differences(batch: Batch, rows, values, chunk: int):
     out = xp.empty((m, p))
     width = min(p, max(1, chunk // (2 * c)))  # samples per chunk
     block = max(1, chunk // (2 * width * c))  # hidden units per chunk
+    shifted_all = (batch.a2 - batch.a2.max(axis=1, keepdims=True)).T  # (C, N)
     for p0 in range(0, p, width):
         ps = slice(p0, min(p, p0 + width))
-        r = rows[ps]
-        step = values[ps] * H
-        a1, z1, a2 = batch.a1[r].T, batch.z1[r].T, batch.a2[r].T  # (M|C, P)
+        r, v = rows[ps], values[ps]
+        a_r, z_r, shifted = batch.a1[r].T, batch.z1[r].T, shifted_all[:, r]
+        if batch.activation == "relu":
+            uniq, which = xp.unique(v, return_inverse=True)
+            pieces = (a_r, z_r, batch.e_base[r].T, shifted_all)
+        else:
+            up, down, g_r = xp.exp(v * H), xp.exp(-(v * H)), batch.g[r].T
         for j0 in range(0, m, block):
             js = slice(j0, min(m, j0 + block))
-            pre = a1[None, js] + xp.stack([step, -step])[:, None, :]  # (2, b, P)
-            dz = batch.act(pre) - z1[None, js]
-            # The second affine layer at the new activation: only unit j's
-            # term of the sum moves.
-            scores = a2[:, None, None, :] + dz[None] * batch.W2[js].T[:, None, :, None]
-            loss = sample_losses(batch, scores, r)  # (2, b, P)
+            if batch.activation == "relu":
+                loss = _relu_losses(batch, r, js, pieces, v, uniq, which)
+            else:
+                dz = _sigmoid_moves(xp, a_r[js], g_r[js], z_r[js], up, down)
+                # The second affine layer at the new activation: only unit
+                # j's term of each score moves, by dz·W2[j, c].
+                e = dz[None] * batch.W2[js].T[:, None, :, None]
+                e += shifted[:, None, None, :]
+                loss = losses_from_exp(batch, xp.exp(e, out=e), r)  # (2, b, P)
             out[js, ps] = loss[0] - loss[1]
     return out
 
@@ -243,6 +312,12 @@ def two_layer_numerical_gradient(backend, params, x, t, activation: str) -> dict
     n, (d, m) = batch.n, batch.W1.shape
     scale = 1.0 / (n * 2 * H)  # L = sum / N, then (L(+) - L(-)) / 2h
 
+    shifted = (batch.a2 - batch.a2.max(axis=1, keepdims=True)).T  # (C, N)
+    if activation == "sigmoid":
+        batch.g = xp.exp(-xp.abs(batch.a1))  # as nn.functions.sigmoid
+    else:
+        batch.e_base = xp.exp(shifted).T  # (N, C)
+        batch.base = losses_from_exp(batch, xp.exp(shifted), xp.arange(n))
     rows, values, pixel, entry = distinct_inputs(xp, batch.x)
     diffs = hidden_loss_differences(batch, rows, values, chunk)
     gW1 = _segment_sum(xp, diffs.T[entry], pixel, d) * scale
