@@ -1,16 +1,16 @@
 """Fast numerical gradient of the two-layer network, compiled with Numba.
 
-The same central differences as ``backend._numgrad`` (read its docstring for
-what is reused and why that is exact), run in parallel over parameters: each
-thread owns whole columns of ``W1`` and its own scratch arrays, so no two
-threads write to the same place. For one column j, jitted loops build every
-perturbed sample's scores in one pass; the exponentials and logs of all of
-them then go through NumPy's vectorised ufuncs in one call each (several
-times faster than scalar libm calls in a compiled loop); jitted loops finish
-the softmax, the cross-entropy and the sums. Both the jitted stages (``nogil``)
-and the ufuncs release the GIL, so a plain thread pool keeps every core busy.
-Perturbing one logit (``W2``, ``b2``) reuses the other logits' exponentials
-whenever the row maximum is unchanged: one exponential and a log per sample.
+The same central differences as ``backend._numgrad``, with the same exact
+identities (read its docstring: the unperturbed row maximum as softmax's
+shift, exp(x + y) = exp(x)·exp(y) for the sigmoid's exp(-(a ± v·h)) and for
+the ReLU net's shared factors exp(±v·h·W2[j, c]), relu(a ± v·h) - relu(a) =
+±v·h where both are positive). The first layer's perturbed losses are in
+``_numgrad_numba_hidden``, parallel over hidden units. Perturbing one logit
+(``W2[j, c]``, ``b2[c]``) by ±s keeps the row maximum m as the shift, so
+exp(score_c ± s - m) = exp(score_c - m)·exp(±s): two exponentials per sample
+and unit, shared by all its classes, and the other classes' terms are the
+unperturbed ones. Every exp and log of a perturbed loss goes through glibc's
+vector functions (``backend._mvec``), four at a time; no fastmath anywhere.
 """
 
 from __future__ import annotations
