@@ -15,6 +15,7 @@ because CuPy imports: only an explicit ``"cupy"`` or ``"auto"`` does.
 
 from __future__ import annotations
 
+import importlib
 import os
 import warnings
 
@@ -25,12 +26,15 @@ import warnings
 # the user's own setting wins.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from backend._base import Backend, BackendUnavailableError  # noqa: E402
+from backend.base import Backend, BackendUnavailableError  # noqa: E402
+from backend.constants import CE_DELTA, H  # noqa: E402
 
 __all__ = [
     "Backend",
     "BackendUnavailableError",
+    "CE_DELTA",
     "DEFAULT_DTYPE",
+    "H",
     "NAMES",
     "backend_for",
     "canonical_name",
@@ -49,13 +53,24 @@ __all__ = [
 #: The library's default floating dtype, as in the book (gradient checks need it).
 DEFAULT_DTYPE = "float64"
 
-#: Backend names accepted by :func:`get_backend` and :func:`use`.
-NAMES = ("numpy", "numba", "cupy", "auto")
 
 _ALIASES = {"cpu": "numpy", "cuda": "cupy", "gpu": "cupy"}
 _instances: dict[str, Backend] = {}
 _current: Backend | None = None
 
+
+#: The registry: each backend name and the module (one folder) that defines it
+#: as ``BACKEND``. Adding a backend is a new folder and one entry here.
+_REGISTRY = {
+    "numpy": "backend.numpy",
+    "numba": "backend.numba",
+    "cupy": "backend.cupy",
+}
+
+#: Backend names accepted by :func:`get_backend` and :func:`use`.
+NAMES = (*_REGISTRY, "auto")
+#: What ``auto`` tries, fastest first.
+_AUTO_ORDER = ("cupy", "numba", "numpy")
 
 #: The pip extra that provides each optional backend's library.
 _EXTRAS = {"numba": '"xpnet[numba]"', "cupy": '"xpnet[cuda13]" (or "xpnet[cuda12]")'}
@@ -65,12 +80,8 @@ def _load(name: str) -> Backend:
     """Instantiate a concrete backend; import its library lazily."""
     if name not in _instances:
         try:
-            if name == "numpy":
-                from backend._numpy import NumPyBackend as cls
-            elif name == "numba":
-                from backend._numba import NumbaBackend as cls
-            else:
-                from backend._cupy import CuPyBackend as cls
+            module = importlib.import_module(_REGISTRY[name])
+            cls = module.BACKEND
         except ImportError as exc:
             # A backend module that imports its library at the top fails here,
             # before its own friendlier check runs: name the extra all the same.
@@ -88,7 +99,7 @@ def _auto() -> Backend:
     Any fallback from the GPU warns once, naming why each faster backend failed.
     """
     reasons = []
-    for name in ("cupy", "numba", "numpy"):
+    for name in _AUTO_ORDER:
         try:
             chosen = _load(name)
         except BackendUnavailableError as exc:

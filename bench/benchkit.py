@@ -149,7 +149,7 @@ def synthetic_mnist(n: int, input_size: int, seed: int) -> tuple[np.ndarray, ...
 def as_pixels(x: np.ndarray) -> np.ndarray:
     """The uint8 pixels k of float32 images x = k / 255 (as load_mnist gives),
     so that ``x == k.astype(float32) / 255`` bit for bit; checked."""
-    from nn.mnist import PIXEL_SCALE
+    from nn.data.mnist import PIXEL_SCALE
 
     pixels = np.rint(x * PIXEL_SCALE).astype(np.uint8)
     if not np.array_equal(pixels.astype(np.float32) / np.float32(PIXEL_SCALE), x):

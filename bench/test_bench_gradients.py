@@ -17,7 +17,7 @@ import pytest
 from book_reference import BookSigmoidNet, BookTwoLayerNet, one_hot
 
 import backend as B
-from backend._base import Backend
+from backend.base import Backend
 
 METHODS = ("loop", "fast", "backprop")
 DTYPE = "float64"  # the library default, where gradient checks are meaningful

@@ -156,9 +156,9 @@ def test_chapter5_trainer(benchmark, bench_settings, bench_data, variant):
     train + test accuracy each epoch and once more at the end: 18
     evaluations, one more than the book's loop. No files are written.
     """
-    from nn.mnist import PIXEL_SCALE
-    from nn.progress import SilentReporter
-    from nn.trainer import TrainConfig, Trainer
+    from nn.data.mnist import PIXEL_SCALE
+    from nn.training import TrainConfig, Trainer
+    from nn.training.progress import SilentReporter
 
     s = bench_settings
     v = VARIANTS[variant]

@@ -18,9 +18,9 @@ import warnings
 from pathlib import Path
 
 import backend as B
-from nn import plot
-from nn.progress import SilentReporter
-from nn.trainer import TrainConfig, Trainer, load_data
+from nn.figures import plot
+from nn.training import TrainConfig, Trainer, load_data
+from nn.training.progress import SilentReporter
 
 
 def main(argv=None) -> int:

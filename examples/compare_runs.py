@@ -14,8 +14,8 @@ import sys
 from dataclasses import asdict
 from pathlib import Path
 
-from nn import plot
-from nn.metrics import METRICS_NAME, read_metrics
+from nn.figures import plot
+from nn.training.metrics import METRICS_NAME, read_metrics
 
 
 def main(argv=None) -> int:

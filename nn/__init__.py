@@ -4,7 +4,16 @@ Everything is written against the ``backend`` shim, so it runs on NumPy,
 Numba or CuPy arrays alike.
 """
 
-from nn.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from nn.data.book_weights import WeightsError
+from nn.data.idx import IdxFormatError, read_idx
+from nn.data.mnist import (
+    DatasetError,
+    DatasetFormatError,
+    DatasetNotFoundError,
+    load_mnist,
+    load_mnist_split,
+)
+from nn.data.safe_pickle import UnsafePickleError, load_array_dict
 from nn.functions import (
     cross_entropy_error,
     identity_function,
@@ -23,27 +32,19 @@ from nn.gradient import (
     numerical_diff,
     numerical_gradient,
 )
-from nn.idx import IdxFormatError, read_idx
 from nn.layers import AddLayer, Affine, MulLayer, Relu, Sigmoid, SoftmaxWithLoss
-from nn.mnist import (
-    DatasetError,
-    DatasetFormatError,
-    DatasetNotFoundError,
-    load_mnist,
-    load_mnist_split,
-)
 from nn.optimizer import SGD
-from nn.safe_pickle import UnsafePickleError, load_array_dict
 from nn.simple_net import SimpleNet
 from nn.three_layer_net import ThreeLayerNet
-from nn.three_layer_weights import WeightsError
-from nn.trainer import TrainConfig, Trainer, TrainingDiverged
+from nn.training import TrainConfig, Trainer, TrainingDiverged, load_data
+from nn.training.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from nn.two_layer_net import TwoLayerNet
 
 __all__ = [
     "CheckpointError",
     "TrainConfig",
     "Trainer",
+    "load_data",
     "TrainingDiverged",
     "load_checkpoint",
     "save_checkpoint",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import backend as B
-from backend._base import H
+from backend import H
 
 
 def numerical_diff(f, x):

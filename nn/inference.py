@@ -6,7 +6,7 @@ Usage::
 
 The weights path comes from ``--weights`` or ``$XPNET_SAMPLE_WEIGHT``; the data
 from ``--data-dir``, ``$XPNET_DATA_DIR``, the user cache or a download (see
-:mod:`nn.mnist`). Only the test split is read. Prints the backend, the
+:mod:`nn.data.mnist`). Only the test split is read. Prints the backend, the
 accuracy and the time taken. Errors are one line on stderr, never a
 traceback: exit code 2 for usage errors, 1 when data or weights cannot be used.
 """
@@ -19,18 +19,18 @@ import sys
 import time
 
 import backend as B
-from nn.download import DownloadError
-from nn.idx import IdxFormatError
-from nn.mnist import DatasetError, load_mnist_split, locate_files
-from nn.safe_pickle import UnsafePickleError
-from nn.three_layer_net import ThreeLayerNet
-from nn.three_layer_weights import (  # noqa: F401  (re-exported for callers)
+from nn.data.book_weights import (  # noqa: F401  (re-exported for callers)
     INPUT_SIZE,
     NUM_CLASSES,
     WeightsError,
     check_weights,
     load_weights_for_cli,
 )
+from nn.data.download import DownloadError
+from nn.data.idx import IdxFormatError
+from nn.data.mnist import DatasetError, load_mnist_split, locate_files
+from nn.data.safe_pickle import UnsafePickleError
+from nn.three_layer_net import ThreeLayerNet
 
 WEIGHTS_ENV = "XPNET_SAMPLE_WEIGHT"
 _FIX = "pass --weights the book's ch03/sample_weight.pkl"

@@ -1,9 +1,20 @@
-"""Layers of chapter 5, each with ``forward`` and ``backward(dout)``."""
+"""Layers of chapter 5, each with ``forward`` and ``backward(dout)``.
+
+The layers that call a backend's kernels (``Affine``, ``SoftmaxWithLoss``)
+take an optional ``backend``: a network passes the one it was built on, so
+its layers never depend on the process default. Without one, a layer infers
+the backend from its arrays at each call, as the free functions do.
+"""
 
 from __future__ import annotations
 
 import backend as B
 from nn.functions import _as_label_batch, sigmoid
+
+
+def _kernels(backend, *arrays):
+    """The layer's own backend, else the one the arrays belong to."""
+    return backend if backend is not None else B.backend_for(*arrays)
 
 
 class MulLayer:
@@ -69,7 +80,8 @@ class Affine:
     After ``backward``: ``dW`` (D, M), ``db`` (M,).
     """
 
-    def __init__(self, W, b):
+    def __init__(self, W, b, backend=None):
+        self.backend = None if backend is None else B.get_backend(backend)
         self.W = W
         self.b = b
         self.x = None
@@ -90,7 +102,7 @@ class Affine:
                 f"Affine expects {self.W.shape[0]} features per sample, got "
                 f"{self.x.shape[1]} from input of shape {x.shape}"
             )
-        return B.matmul(self.x, self.W) + self.b
+        return _kernels(self.backend, self.x, self.W).matmul(self.x, self.W) + self.b
 
     def backward(self, dout, need_dx=True):
         """dout: (N, M) -> dx of the input's original shape.
@@ -98,12 +110,12 @@ class Affine:
         ``need_dx=False`` skips the product nobody reads (the first layer's
         dx) and returns None.
         """
-        xp = B.get_array_module(dout)
-        self.dW = B.matmul(self.x.T, dout)
-        self.db = xp.sum(dout, axis=0)
+        be = _kernels(self.backend, dout)
+        self.dW = be.matmul(self.x.T, dout)
+        self.db = be.xp.sum(dout, axis=0)
         if not need_dx:
             return None
-        dx = B.matmul(dout, self.W.T)
+        dx = be.matmul(dout, self.W.T)
         return dx.reshape(self.original_x_shape)
 
 
@@ -114,7 +126,8 @@ class SoftmaxWithLoss:
     backward(dout=1) -> (y - t) / N of x's shape.
     """
 
-    def __init__(self):
+    def __init__(self, backend=None):
+        self.backend = None if backend is None else B.get_backend(backend)
         self.loss = None
         self.y = None
         self.t = None
@@ -122,7 +135,7 @@ class SoftmaxWithLoss:
 
     def forward(self, x, t):
         self.input_shape = x.shape
-        t = B.get_array_module(x, t).asarray(t)
+        t = _kernels(self.backend, x, t).xp.asarray(t)
         if t.shape == x.shape and x.ndim in (1, 2):
             # One-hot (or soft) targets go to the kernel as given.
             x, t = x.reshape(-1, x.shape[-1]), t.reshape(-1, x.shape[-1])
@@ -130,9 +143,11 @@ class SoftmaxWithLoss:
             # Validates shapes and labels; one-hot of another shape is an error.
             x, t = _as_label_batch(x, t)
         self.t = t
-        self.loss, self.y = B.backend_for(x, t).softmax_cross_entropy(x, t)
+        be = _kernels(self.backend, x, t)
+        self.loss, self.y = be.softmax_cross_entropy(x, t)
         return self.loss
 
     def backward(self, dout=1):
-        dx = B.backend_for(self.y).softmax_cross_entropy_backward(self.y, self.t, dout)
+        be = _kernels(self.backend, self.y)
+        dx = be.softmax_cross_entropy_backward(self.y, self.t, dout)
         return dx.reshape(self.input_shape)

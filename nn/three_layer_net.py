@@ -5,9 +5,8 @@ from __future__ import annotations
 import os
 
 import backend as B
-from nn.functions import sigmoid, softmax
-
-PARAM_NAMES = ("W1", "b1", "W2", "b2", "W3", "b3")
+from nn.data.book_weights import PARAM_NAMES, load_weights
+from nn.functions import sigmoid
 
 
 class ThreeLayerNet:
@@ -57,17 +56,14 @@ class ThreeLayerNet:
     ) -> ThreeLayerNet:
         """Load the book's ``sample_weight.pkl`` (a pickle of a dict of arrays).
 
-        The pickle is read by :func:`nn.safe_pickle.load_array_dict`, which
+        The pickle is read by :func:`nn.data.safe_pickle.load_array_dict`, which
         never runs code from the file and refuses anything but arrays
-        (:class:`~nn.safe_pickle.UnsafePickleError`). Weights that are not
+        (:class:`~nn.data.safe_pickle.UnsafePickleError`). Weights that are not
         finite floats of shapes W1 (input_size, H1), b1 (H1,), W2 (H1, H2),
         b2 (H2,), W3 (H2, num_classes), b3 (num_classes,) raise a one-line
-        :class:`nn.three_layer_weights.WeightsError` (a ``ValueError``), as the
+        :class:`nn.data.book_weights.WeightsError` (a ``ValueError``), as the
         ``nn.inference`` CLI does; None accepts any input size or class count.
         """
-        # Host-side NumPy checks live outside the model code (no numpy here).
-        from nn.three_layer_weights import load_weights
-
         params = load_weights(path, input_size=input_size, num_classes=num_classes)
         return cls(params, backend=backend)
 
@@ -90,9 +86,10 @@ class ThreeLayerNet:
                 f"({self.input_size},); flatten images with load_mnist(flatten=True)"
             )
         x = x.astype(p["W1"].dtype, copy=False)
-        z1 = sigmoid(B.matmul(x, p["W1"]) + p["b1"])
-        z2 = sigmoid(B.matmul(z1, p["W2"]) + p["b2"])
-        y = softmax(B.matmul(z2, p["W3"]) + p["b3"])
+        be = self.backend
+        z1 = sigmoid(be.matmul(x, p["W1"]) + p["b1"])
+        z2 = sigmoid(be.matmul(z1, p["W2"]) + p["b2"])
+        y = be.softmax(be.matmul(z2, p["W3"]) + p["b3"])
         return y[0] if single else y
 
     def accuracy(self, x, t, batch_size: int | None = None) -> float:

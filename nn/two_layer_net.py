@@ -95,10 +95,11 @@ class TwoLayerNet:
     def _build_layers(self):
         p = self.params
         self.layers = OrderedDict()
-        self.layers["Affine1"] = Affine(p["W1"], p["b1"])
+        be = self.backend
+        self.layers["Affine1"] = Affine(p["W1"], p["b1"], backend=be)
         self.layers[self.activation.capitalize() + "1"] = ACTIVATIONS[self.activation]()
-        self.layers["Affine2"] = Affine(p["W2"], p["b2"])
-        self.lastLayer = SoftmaxWithLoss()
+        self.layers["Affine2"] = Affine(p["W2"], p["b2"], backend=be)
+        self.lastLayer = SoftmaxWithLoss(backend=be)
 
     def _sync_layers(self):
         # The layers must compute with what ``params`` holds even if an entry
@@ -177,13 +178,15 @@ class TwoLayerNet:
                 "use method='loop'"
             )
         if method != "loop" and fast is not None:
-            return fast(self.params, x, t, self.activation)
+            forward = ACTIVATIONS[self.activation]().forward
+            return fast(self.params, x, t, self.activation, forward)
 
         def loss_W(W):
             return self.loss(x, t)
 
         return {
-            key: B.numerical_gradient(loss_W, self.params[key]) for key in self.params
+            key: self.backend.numerical_gradient(loss_W, self.params[key])
+            for key in self.params
         }
 
     def gradient(self, x, t):

@@ -29,7 +29,8 @@ from chapter_settings import shared_data_dir
 
 import backend as B
 import nn
-from nn import figures, plot
+from nn import figures
+from nn.figures import plot
 
 DEVICE = "auto"
 

@@ -31,9 +31,10 @@ from IPython.display import display
 
 import backend as B
 import nn
-from nn import figures, plot
-from nn.progress import SilentReporter
-from nn.trainer import TrainConfig, Trainer, load_data
+from nn import figures
+from nn.figures import plot
+from nn.training import TrainConfig, Trainer, load_data
+from nn.training.progress import SilentReporter
 
 DEVICE = "auto"
 

@@ -1,4 +1,5 @@
-"""The fast numerical gradient (backend/_numgrad*.py) against the textbook loop.
+"""The fast numerical gradients (backend/numgrad.py, backend/numba/numgrad.py)
+against the textbook loop.
 
 Tolerances: in float64 the fast path and the loop agree to 1e-8 as required;
 measured they differ by about 5e-12, the loop's own rounding of the loss
@@ -14,6 +15,7 @@ import numpy as np
 import pytest
 
 import backend as B
+from nn.functions import sigmoid
 from nn.two_layer_net import TwoLayerNet
 
 FLOAT64_ATOL = 1e-8
@@ -184,7 +186,7 @@ def test_gradient_check_errors_same_as_loop(backend, activation):
 
 
 def _fashion(shared_data, n):
-    from nn.mnist import load_mnist_split
+    from nn.data.mnist import load_mnist_split
 
     x, t = load_mnist_split(
         "test",
@@ -259,7 +261,7 @@ class _NumpyWithoutReduceat:
 def test_scatter_path_without_reduceat_matches(to_host):
     """The branch CuPy takes (``add.at`` instead of ``add.reduceat``), run on
     NumPy, gives the same gradient as the NumPy backend."""
-    from backend import _numgrad
+    from backend import numgrad as _numgrad
 
     class _Backend:
         xp = _NumpyWithoutReduceat()
@@ -268,7 +270,9 @@ def test_scatter_path_without_reduceat_matches(to_host):
     be = B.get_backend("numpy")
     net = _net(be, (18, 5, 3), "sigmoid")
     x, t = _inputs(be, 6, 18, "some"), _targets(be, 6, 3, "labels")
-    got = _numgrad.two_layer_numerical_gradient(_Backend(), net.params, x, t, "sigmoid")
+    got = _numgrad.two_layer_numerical_gradient(
+        _Backend(), net.params, x, t, "sigmoid", sigmoid
+    )
     want = net.numerical_gradient(x, t, method="fast")
     for k in want:
         np.testing.assert_allclose(

@@ -10,7 +10,7 @@ import pytest
 
 import backend as B
 import nn
-from nn.safe_pickle import UnsafePickleError
+from nn.data.safe_pickle import UnsafePickleError
 from nn.three_layer_net import ThreeLayerNet
 
 # Chapter 3 prints "Accuracy:0.9352" for normalized input. The book states no
@@ -197,8 +197,8 @@ BAD_PICKLED_WEIGHTS = {
 
 @pytest.mark.parametrize("kind", BAD_PICKLED_WEIGHTS)
 def test_from_pickle_refuses_unusable_weights_like_the_cli(tmp_path, kind):
+    from nn.data.book_weights import WeightsError, check_weights
     from nn.inference import WeightsError as CliWeightsError
-    from nn.three_layer_weights import WeightsError, check_weights
 
     spoil, problem = BAD_PICKLED_WEIGHTS[kind]
     params = book_shaped_params()

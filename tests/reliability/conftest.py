@@ -15,10 +15,10 @@ from reliability_support import (
     write_idx,
 )
 
-import nn.mnist as mnist
-from nn.checkpoint import load_checkpoint
-from nn.idx import read_idx
-from nn.metrics import METRICS_NAME, read_metrics
+import nn.data.mnist as mnist
+from nn.data.idx import read_idx
+from nn.training.checkpoint import load_checkpoint
+from nn.training.metrics import METRICS_NAME, read_metrics
 
 #: Samples kept from the real Fashion-MNIST files for the tiny training runs.
 TINY_TRAIN, TINY_TEST = 300, 100
@@ -53,7 +53,7 @@ def tiny_data(shared_data, tmp_path_factory):
 def reference_run(tiny_data, tmp_path_factory):
     """An uninterrupted tiny run: its final weights, losses, evaluations, events.
 
-    -> dict with ``params`` {name: array}, ``metrics`` (nn.metrics.Metrics),
+    -> dict with ``params`` {name: array}, ``metrics`` (nn.training.metrics.Metrics),
     ``events`` ({kind: count} of fault_runner.py's file-system events) and
     ``seconds``.
     """

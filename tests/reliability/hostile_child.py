@@ -2,7 +2,7 @@
 
 Usage: ``python hostile_child.py MANIFEST.json``. The manifest lists the case
 files, the marker/victim paths, the extension codes to register and
-``mode``: ``"safe"`` (nn.safe_pickle.load_array_dict and
+``mode``: ``"safe"`` (nn.data.safe_pickle.load_array_dict and
 ThreeLayerNet.from_pickle) or ``"plain"`` (the standard ``pickle.load``, to
 show that the payloads are live). One JSON line per case goes to stdout as
 soon as the case is done, so a crash is pinned on its case.
@@ -50,7 +50,7 @@ def main(manifest_path: str) -> None:
     import reliability_support  # noqa: F401  (the helper target must be importable)
 
     import backend as B
-    from nn.safe_pickle import load_array_dict
+    from nn.data.safe_pickle import load_array_dict
     from nn.three_layer_net import ThreeLayerNet
 
     B.current()

@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[2]
 TRAIN_PY = ROOT / "train.py"
 FAULT_RUNNER = Path(__file__).with_name("fault_runner.py")
 #: IDX type codes -> big-endian dtypes (the format's table, written out again here
-#: so that the tests do not trust nn.idx's own table).
+#: so that the tests do not trust nn.data.idx's own table).
 IDX_TYPES = {
     0x08: ">u1",
     0x09: ">i1",
@@ -172,8 +172,8 @@ def check_faulted_run(out: Path, reference: dict) -> tuple[int | None, list[str]
     shapes at an evaluation iteration; every complete metrics row equals the
     uninterrupted run's row. -> (checkpoint iteration or None, temp files).
     """
-    from nn.checkpoint import CHECKPOINT_NAME, load_checkpoint
-    from nn.metrics import METRICS_NAME, read_metrics
+    from nn.training.checkpoint import CHECKPOINT_NAME, load_checkpoint
+    from nn.training.metrics import METRICS_NAME, read_metrics
 
     if not out.exists():
         return None, []
@@ -218,8 +218,8 @@ def assert_rows_match(got, ref, complete: bool = False) -> None:
 def finish_and_compare(out: Path, data_dir: Path, cache: Path, reference: dict):
     """Resume the run in ``out`` (or start it over if it has no checkpoint) and
     assert that it ends exactly as the uninterrupted reference run."""
-    from nn.checkpoint import CHECKPOINT_NAME, load_checkpoint
-    from nn.metrics import METRICS_NAME, read_metrics
+    from nn.training.checkpoint import CHECKPOINT_NAME, load_checkpoint
+    from nn.training.metrics import METRICS_NAME, read_metrics
 
     env = child_env(cache, XPNET_FAULT_NO_PLOTS="1")
     if (out / CHECKPOINT_NAME).exists():

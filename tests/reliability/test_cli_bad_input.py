@@ -26,10 +26,10 @@ from reliability_support import (
 )
 
 import backend as B
-import nn.mnist as mnist
+import nn.data.mnist as mnist
 import train
-from nn.checkpoint import CHECKPOINT_NAME
-from nn.download import DownloadError
+from nn.data.download import DownloadError
+from nn.training.checkpoint import CHECKPOINT_NAME
 
 USAGE, FAILED = 2, 1
 # (case id, flags replacing or adding to the tiny run's flags, exit code, stderr).

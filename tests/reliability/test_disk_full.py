@@ -22,7 +22,7 @@ from reliability_support import (
     tiny_train_args,
 )
 
-from nn.checkpoint import load_checkpoint
+from nn.training.checkpoint import load_checkpoint
 
 #: Runs whose disk fills up at a chosen file-system event, by kind of event.
 DISK_FULL_PLAN = {"file-write": 3, "os.write": 2, "fsync": 2, "replace": 1}

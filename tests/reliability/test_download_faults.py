@@ -28,10 +28,10 @@ import pytest
 from http_fixtures import QuietHandler, dead_url, serve_http
 from reliability_support import ROOT, child_env
 
-import nn.mnist as mnist
-from nn._fileio import STALE_AFTER
-from nn.download import MIRROR_ENV
-from nn.idx import read_idx
+import nn.data.mnist as mnist
+from nn.data.download import MIRROR_ENV
+from nn.data.fileio import STALE_AFTER
+from nn.data.idx import read_idx
 
 LABELS = "t10k-labels-idx1-ubyte.gz"
 IMAGES = "t10k-images-idx3-ubyte.gz"
@@ -170,7 +170,7 @@ def test_download_killed_mid_transfer(offset, server, offline, monkeypatch, tmp_
     data_dir, labels = offline
     Handler.sent.clear()
     code = (
-        "import dataclasses, nn.mnist as m\n"
+        "import dataclasses, nn.data.mnist as m\n"
         "m.DATASETS['mnist'] = dataclasses.replace(m.DATASETS['mnist'], mirrors=())\n"
         f"m.load_mnist_split('test', data_dir={str(data_dir)!r})\n"
     )

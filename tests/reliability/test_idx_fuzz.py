@@ -23,7 +23,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from reliability_support import FUZZ_SETTINGS, IDX_TYPES, reference_parse
 
-from nn.idx import IdxFormatError, read_idx
+from nn.data.idx import IdxFormatError, read_idx
 
 #: Hypothesis examples of damaged / random IDX files (README table).
 IDX_EXAMPLES = 400

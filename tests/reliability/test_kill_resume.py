@@ -29,8 +29,8 @@ from reliability_support import (
     train_command,
 )
 
-from nn.checkpoint import CHECKPOINT_NAME, load_checkpoint
-from nn.metrics import METRICS_NAME, read_metrics
+from nn.training.checkpoint import CHECKPOINT_NAME, load_checkpoint
+from nn.training.metrics import METRICS_NAME, read_metrics
 
 #: Runs killed at a chosen file-system event, by kind of event (see fault_runner).
 KILL_PLAN = {"file-write": 4, "os.write": 2, "fsync": 2, "replace": 2}

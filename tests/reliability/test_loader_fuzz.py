@@ -20,8 +20,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from reliability_support import FUZZ_SETTINGS, idx_bytes, reference_parse
 
-from nn.idx import IdxFormatError
-from nn.mnist import DatasetError, cache_root, load_mnist_split
+from nn.data.idx import IdxFormatError
+from nn.data.mnist import DatasetError, cache_root, load_mnist_split
 
 #: Hypothesis examples of (images, labels) folders given to the loader (README).
 LOADER_EXAMPLES = 150

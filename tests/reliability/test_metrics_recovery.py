@@ -6,8 +6,8 @@ test_kill_resume.py; these check the repair itself on a hand-made file.
 
 from __future__ import annotations
 
-from nn.metrics import METRICS_NAME, MetricsWriter, read_metrics
-from nn.train_record import History
+from nn.training.metrics import METRICS_NAME, MetricsWriter, read_metrics
+from nn.training.record import History
 
 IPE = 5  # iterations per epoch
 

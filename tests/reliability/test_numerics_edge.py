@@ -16,12 +16,12 @@ import numpy as np
 import pytest
 
 import backend as B
-from nn.checkpoint import load_checkpoint
 from nn.functions import cross_entropy_error, sigmoid, softmax
 from nn.layers import Affine, SoftmaxWithLoss
 from nn.optimizer import SGD
-from nn.progress import SilentReporter
-from nn.trainer import TrainConfig, Trainer, TrainingDiverged
+from nn.training.checkpoint import load_checkpoint
+from nn.training.progress import SilentReporter
+from nn.training.trainer import TrainConfig, Trainer, TrainingDiverged
 from nn.two_layer_net import TwoLayerNet
 
 LOG_TEN = -math.log(0.1 + 1e-7)  # the book's loss of a uniform 10-class guess

@@ -23,7 +23,7 @@ from reliability_support import FUZZ_SETTINGS, child_env, run_train, tiny_train_
 
 import backend as B
 import train
-from nn.checkpoint import CHECKPOINT_NAME
+from nn.training.checkpoint import CHECKPOINT_NAME
 
 #: Hypothesis examples of tampered checkpoint records resumed (README table).
 RESUME_EXAMPLES = 60

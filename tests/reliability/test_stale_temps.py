@@ -26,9 +26,9 @@ from reliability_support import (
     train_command,
 )
 
-from nn import _fileio
-from nn.checkpoint import CHECKPOINT_NAME, load_checkpoint
-from nn.download import Checksums, download_file
+from nn.data import fileio as _fileio
+from nn.data.download import Checksums, download_file
+from nn.training.checkpoint import CHECKPOINT_NAME, load_checkpoint
 
 OLD = time.time() - 2 * _fileio.STALE_AFTER
 #: Names in a run folder next to checkpoint.npz: removed when stale, or kept.
@@ -74,7 +74,7 @@ def test_only_our_stale_names_are_removed(tmp_path):
 def test_a_live_writers_file_is_kept_until_it_dies(tmp_path):
     code = (
         "import sys, time, pathlib\n"
-        "from nn._fileio import make_temp\n"
+        "from nn.data.fileio import make_temp\n"
         f"target = pathlib.Path({str(tmp_path)!r}) / 'checkpoint.npz'\n"
         "fd, name = make_temp(target, '.tmp')\n"
         "print(name, flush=True)\n"

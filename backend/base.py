@@ -1,0 +1,166 @@
+"""The backend interface and its generic kernels, written once against ``xp``.
+
+A concrete backend sets ``name`` and ``xp`` and overrides a kernel only where
+it has a faster one. NumPy is imported here for host-side work only
+(conversions, index bookkeeping, random initialisation).
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+
+from backend.constants import CE_DELTA, H
+
+
+class BackendUnavailableError(RuntimeError):
+    """A backend was asked for but its library or device is missing."""
+
+
+class Backend:
+    """Base class of every backend. Subclasses set ``name``, ``xp`` and ``on_host``.
+
+    ``on_host`` is True when the backend's arrays are host NumPy arrays
+    (NumPy and Numba backends), False for device arrays (CuPy).
+    """
+
+    name: str = "base"
+    xp = np
+    on_host: bool = True
+
+    def __repr__(self) -> str:
+        return f"<backend {self.name}>"
+
+    def describe(self) -> str:
+        """One line naming the backend, its library version and device."""
+        return f"{self.name} ({self.xp.__name__} {self.xp.__version__}, CPU)"
+
+    # -- host <-> backend -------------------------------------------------
+    def asarray(self, a, dtype=None):
+        """An array of this backend from ``a`` (host array, list, scalar)."""
+        if type(a).__module__.split(".")[0] == "cupy" and self.on_host:
+            a = a.get()
+        return self.xp.asarray(a, dtype=dtype)
+
+    def asnumpy(self, a):
+        """A host NumPy array from an array of this backend."""
+        return np.asarray(a)
+
+    def synchronize(self) -> None:
+        """Wait until queued device work is done (no-op on the CPU)."""
+
+    def random_normal(self, shape, scale, dtype, rng=None):
+        """``scale * N(0, 1)`` of ``shape``, drawn on the host so that every
+        backend gets the same numbers from the same seed."""
+        rng = (
+            rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
+        )
+        host = (scale * rng.standard_normal(shape)).astype(dtype)
+        return self.asarray(host)
+
+    def scaled_rows(self, x, rows, scale, dtype):
+        """``x[rows] / scale`` as a C-contiguous (B, D) array of ``dtype``.
+
+        x: (N, D) integer pixels (``load_mnist(normalize=False)``); rows: (B,)
+        integer indices or a slice. The division runs in float32 and the
+        quotient is then cast to ``dtype``: bit for bit what
+        ``load_mnist(normalize=True)`` followed by a cast gives. So a trainer
+        can keep uint8 images, a quarter of the bytes that each random batch
+        pulls from memory, and train exactly as on the float32 images.
+        """
+        xp = self.xp
+        batch = xp.divide(x[rows], xp.float32(scale), dtype=xp.float32)
+        return xp.ascontiguousarray(batch, dtype=dtype)
+
+    # -- kernels ----------------------------------------------------------
+    def matmul(self, a, b):
+        """a: (N, K) @ b: (K, M) -> (N, M)."""
+        return self.xp.matmul(a, b)
+
+    def softmax(self, x):
+        """Softmax over the last axis of (D,) or (N, D); overflow-safe."""
+        xp = self.xp
+        # Subtracting the row maximum leaves softmax unchanged and keeps exp finite.
+        e = xp.exp(x - xp.max(x, axis=-1, keepdims=True))
+        return e / xp.sum(e, axis=-1, keepdims=True)
+
+    def softmax_cross_entropy(self, x, t):
+        """Fused softmax and the book's cross-entropy.
+
+        x: (N, C) scores; t: (N,) integer labels or (N, C) one-hot.
+        Returns ``(loss, y)``: the mean loss as a 0-d array and y = softmax(x).
+        """
+        xp = self.xp
+        y = self.softmax(x)
+        n = y.shape[0]
+        if t.ndim == y.ndim:
+            loss = -xp.sum(t * xp.log(y + CE_DELTA)) / n
+        else:
+            loss = -xp.sum(xp.log(y[xp.arange(n), t] + CE_DELTA)) / n
+        return xp.asarray(loss, dtype=y.dtype), y
+
+    def softmax_cross_entropy_backward(self, y, t, dout=1.0):
+        """Gradient of the mean loss w.r.t. the scores: (y - t) / N, times dout."""
+        xp = self.xp
+        n = y.shape[0]
+        if t.ndim == y.ndim:
+            dx = y - t
+        else:
+            dx = y.copy()
+            dx[xp.arange(n), t] -= 1
+        return dx * (dout / n)
+
+    def numerical_gradient(self, f, x):
+        """Central differences of ``f`` at every element of ``x`` (any shape).
+
+        Generic loop: one pair of calls of the Python function ``f`` per
+        element. ``x`` is perturbed in place and each element is restored to
+        its exact original value, so ``f`` may close over ``x`` (the book's
+        contract).
+        """
+        xp = self.xp
+        grad = xp.zeros_like(x)
+        for idx in itertools.product(*(range(n) for n in x.shape)):
+            saved = x[idx].copy()
+            x[idx] = saved + H
+            fxh1 = f(x)
+            x[idx] = saved - H
+            fxh2 = f(x)
+            grad[idx] = (fxh1 - fxh2) / (2 * H)
+            x[idx] = saved
+        return grad
+
+    # -- fused kernels of the two-layer network ----------------------------
+    # Slots that ``nn.TwoLayerNet`` calls when a backend fills them. Each gets
+    # what it needs from the model as arguments: ``activation`` names the
+    # hidden activation ("relu" or "sigmoid") for compiled kernels, and
+    # ``forward`` (where given) is the network's own activation function,
+    # ``xp`` array -> ``xp`` array, for code written against ``xp``. A backend
+    # never imports ``nn``.
+
+    def two_layer_numerical_gradient(self, params, x, t, activation, forward) -> dict:
+        """Fast kernel of ``TwoLayerNet.numerical_gradient``: the same central
+        differences of the same loss, without recomputing what a perturbation
+        cannot change (see :mod:`backend.numgrad`).
+
+        params: ``W1`` (D, M), ``b1`` (M,), ``W2`` (M, C), ``b2`` (C,); x: (N, D);
+        t: (N,) labels or (N, C) one-hot; activation: "relu" or "sigmoid";
+        forward: the network's activation -> ``{name: array}`` like ``params``.
+        This generic version, written against ``xp``, serves every backend
+        without a compiled one.
+        """
+        from backend.numgrad import two_layer_numerical_gradient as fast
+
+        return fast(self, params, x, t, activation, forward)
+
+    #: Optional fused SGD step for ``TwoLayerNet.train_step``:
+    #: ``(params, x, t, lr, activation) -> 0-d loss``, updating params in place.
+    #: params as above; x: (N, D) float; t: (N,) labels or (N, C) one-hot.
+    two_layer_sgd_step = None
+
+    #: Optional fused evaluation for ``TwoLayerNet.accuracy`` and the trainer:
+    #: ``(params, x, t, activation) -> (rows classified right: int, whether some
+    #: hidden unit fired: bool)``, or None where it does not apply (the caller
+    #: then evaluates layer by layer). x: (N, D); t: (N,) integer labels.
+    two_layer_count_correct = None

@@ -1,0 +1,255 @@
+"""Fast numerical gradient of the two-layer network, compiled with Numba.
+
+The same central differences as ``backend.numgrad``, with the same exact
+identities (read its docstring: the unperturbed row maximum as softmax's
+shift, exp(x + y) = exp(x)·exp(y) for the sigmoid's exp(-(a ± v·h)) and for
+the ReLU net's shared factors exp(±v·h·W2[j, c]), relu(a ± v·h) - relu(a) =
+±v·h where both are positive). The first layer's perturbed losses are in
+``backend.numba.numgrad_hidden``, parallel over hidden units. Perturbing one logit
+(``W2[j, c]``, ``b2[c]``) by ±s keeps the row maximum m as the shift, so
+exp(score_c ± s - m) = exp(score_c - m)·exp(±s): two exponentials per sample
+and unit, shared by all its classes, and the other classes' terms are the
+unperturbed ones. Every exp and log of a perturbed loss goes through glibc's
+vector functions (``backend.numba.mvec``), four at a time; no fastmath anywhere.
+"""
+
+from __future__ import annotations
+
+import numba as nb
+import numpy as np
+
+from backend.constants import CE_DELTA, H
+from backend.numba.mvec import vlog
+from backend.numba.numgrad_hidden import relu_differences, sigmoid_differences
+from backend.numgrad import Batch
+
+_JIT = {"cache": True, "nogil": True}
+
+
+@nb.njit(**_JIT)
+def _matmul(a, b):
+    """a (N, K) @ b (K, M), skipping zeros of ``a`` (most pixels). A BLAS call
+    here would leave OpenBLAS threads spinning against the kernels' threads."""
+    out = np.zeros((a.shape[0], b.shape[1]))
+    for n in range(a.shape[0]):
+        for k in range(a.shape[1]):
+            if a[n, k] != 0.0:
+                for j in range(b.shape[1]):
+                    out[n, j] += a[n, k] * b[k, j]
+    return out
+
+
+@nb.njit(**_JIT)
+def _distinct_inputs(x):
+    """``backend.numgrad.distinct_inputs(np, x, by_pixel=False)``, compiled
+    and sorting only the non-zero values: each sample's distinct non-zero
+    values in increasing order, rows (P,), values (P,), and per non-zero pixel
+    its column (E,) and entry (E,)."""
+    n, d = x.shape
+    rows, values = np.empty(n * d, dtype=np.int64), np.empty(n * d)
+    pixel, entry = np.empty(n * d, dtype=np.int64), np.empty(n * d, dtype=np.int64)
+    p = e = 0
+    for i in range(n):
+        first = p
+        cols = np.flatnonzero(x[i])
+        for k in cols[np.argsort(x[i][cols])]:
+            v = x[i, k]
+            if p == first or v != values[p - 1]:
+                rows[p], values[p] = i, v
+                p += 1
+            pixel[e], entry[e] = k, p - 1
+            e += 1
+    return rows[:p], values[:p], pixel[:e], entry[:e]
+
+
+@nb.njit(**_JIT)
+def _sample_loss(scores, n, t_ptr, t_col, t_val, e):
+    """Softmax (row maximum subtracted) and cross-entropy with its 1e-7 of one
+    sample's scores (C,); ``e`` (C,) is scratch. -> -sum_c t_c log(y_c + 1e-7)."""
+    c_total = scores.shape[0]
+    top = scores[0]
+    for c in range(1, c_total):
+        if scores[c] > top:
+            top = scores[c]
+    total = 0.0
+    for c in range(c_total):
+        d = scores[c] - top
+        e[c] = 1.0 if d == 0.0 else np.exp(d)  # exp(0) is exactly 1
+        total += e[c]
+    loss = 0.0
+    for k in range(t_ptr[n], t_ptr[n + 1]):
+        loss -= t_val[k] * np.log(e[t_col[k]] / total + CE_DELTA)
+    return loss
+
+
+@nb.njit(**_JIT)
+def _base_losses(a2, t_ptr, t_col, t_val):
+    """Unperturbed per-sample losses and softmax pieces of the scores (N, C).
+
+    -> loss (N,), top (N,) row maxima, e (N, C) exp(a2 - top), and
+    top_without (N, C) / total_without (N, C): the maximum and the sum of e
+    over the other classes (summed directly, never by subtraction).
+    """
+    n_total, c_total = a2.shape
+    loss = np.empty(n_total)
+    top = np.empty(n_total)
+    e = np.empty((n_total, c_total))
+    top_without = np.empty((n_total, c_total))
+    total_without = np.empty((n_total, c_total))
+    for n in range(n_total):
+        loss[n] = _sample_loss(a2[n], n, t_ptr, t_col, t_val, e[n])
+        top[n] = a2[n].max()
+        for c in range(c_total):
+            m, s = -np.inf, 0.0
+            for k in range(c_total):
+                if k != c:
+                    m = max(m, a2[n, k])
+                    s += e[n, k]
+            top_without[n, c] = m
+            total_without[n, c] = s
+    return loss, top, e, top_without, total_without
+
+
+@nb.njit(**_JIT, inline="always")
+def _logit_probabilities(n, c, e_c, e_base, total_without, tgt, probs, i):
+    """y + 1e-7 of sample n's target classes when its class-c exponential
+    becomes e_c, written from probs[i]. -> next i."""
+    t_ptr, t_col, _ = tgt
+    total = total_without[n, c] + e_c
+    for k in range(t_ptr[n], t_ptr[n + 1]):
+        col = t_col[k]
+        probs[i] = (e_c if col == c else e_base[n, col]) / total + CE_DELTA
+        i += 1
+    return i
+
+
+@nb.njit(**_JIT, inline="always")
+def _cross_entropy(n, t_ptr, t_val, log_p, i):
+    """-sum_t w_t log(y_t + 1e-7) of sample n from log_p[i:]. -> loss, next i."""
+    loss = 0.0
+    for k in range(t_ptr[n], t_ptr[n + 1]):
+        loss -= t_val[k] * log_p[i]
+        i += 1
+    return loss, i
+
+
+@nb.njit(**_JIT, parallel=True)
+def _second_layer(z1, e_base, total_without, tgt, scratch):
+    """Sums over the batch of l(+) - l(-) for every W2[j, c] and b2[c].
+
+    W2[j, c] ± h moves score c of sample n by ±s, s = z1[n, j]·h (b2[c]:
+    s = h). With the unperturbed row maximum m kept (softmax is unchanged by
+    any common shift), exp(score_c ± s - m) = e_base[n, c]·exp(±s): two
+    exponentials per sample and unit, shared by its C classes; the other
+    classes' terms are e_base unchanged, their sum total_without[n, c].
+    -> (M, C) and (C,), unscaled.
+    """
+    t_ptr, _, t_val = tgt
+    n_total, c_total = e_base.shape
+    m_total = z1.shape[1]
+    out = np.zeros((m_total + 1, c_total))
+    for j in nb.prange(m_total + 1):  # row m_total stands for b2 (input 1)
+        probs = np.empty(2 * n_total * c_total * scratch)
+        i = 0
+        for n in range(n_total):
+            shift = H if j == m_total else z1[n, j] * H
+            if shift == 0.0:  # a silent unit: no score moves
+                continue
+            up, down = np.exp(shift), np.exp(-shift)
+            for c in range(c_total):
+                e_c = e_base[n, c]
+                i = _logit_probabilities(
+                    n, c, e_c * up, e_base, total_without, tgt, probs, i
+                )
+                i = _logit_probabilities(
+                    n, c, e_c * down, e_base, total_without, tgt, probs, i
+                )
+        vlog(probs, i)
+        i = 0
+        for n in range(n_total):
+            if j < m_total and z1[n, j] * H == 0.0:
+                continue
+            for c in range(c_total):
+                plus, i = _cross_entropy(n, t_ptr, t_val, probs, i)
+                minus, i = _cross_entropy(n, t_ptr, t_val, probs, i)
+                out[j, c] += plus - minus
+    return out[:m_total], out[m_total]
+
+
+@nb.njit(**_JIT, parallel=True)
+def _scatter(diff, pixel, entry, d, n_total):
+    """Row j of W1.T: the sum of diff[j, entry[k]] over each pixel's entries
+    k; b1[j]: the sum over the last N entries (input 1). -> (M, D), (M,)."""
+    m, p_total = diff.shape
+    gW1_t, gb1 = np.zeros((m, d)), np.zeros(m)
+    for j in nb.prange(m):
+        for k in range(pixel.shape[0]):
+            gW1_t[j, pixel[k]] += diff[j, entry[k]]
+        acc = 0.0
+        for q in range(p_total - n_total, p_total):
+            acc += diff[j, q]
+        gb1[j] = acc
+    return gW1_t, gb1
+
+
+def _sparse_targets(target):
+    """(N, C) target weights -> CSR (row pointers, columns, values) of non-zeros."""
+    rows, cols = np.nonzero(target)
+    ptr = np.zeros(target.shape[0] + 1, dtype=np.int64)
+    np.cumsum(np.bincount(rows, minlength=target.shape[0]), out=ptr[1:])
+    return ptr, cols.astype(np.int64), target[rows, cols]
+
+
+def _differences(batch, activation, rows, values, top, e, base, tgt, scratch):
+    """diff (M, P): l(+) - l(-) of every entry for every hidden unit."""
+    shifted = batch.a2 - top[:, None]
+    if activation == "sigmoid":
+        g = np.exp(-np.abs(batch.a1))  # as nn.functions.sigmoid
+        step = values * H
+        up, down = np.exp(step), np.exp(-step)
+        return sigmoid_differences(
+            batch.a1, g, batch.z1, shifted, batch.W2, rows, up, down, tgt, scratch
+        )
+    uniq, which = np.unique(values, return_inverse=True)
+    return relu_differences(
+        batch.a1,
+        batch.z1,
+        shifted,
+        e,
+        batch.W2,
+        rows,
+        values,
+        uniq,
+        which.astype(np.int64),
+        base,
+        tgt,
+        scratch,
+    )
+
+
+def two_layer_numerical_gradient(params, x, t, activation: str, forward) -> dict:
+    """Central-difference gradients of ``TwoLayerNet.loss`` at ``params``.
+
+    params: ``W1`` (D, M), ``b1`` (M,), ``W2`` (M, C), ``b2`` (C,) host float
+    arrays; x: (N, D) or (N, ...); t: (N,) integer labels or (N, C) targets;
+    activation: "relu" or "sigmoid" (the compiled kernels' choice); forward:
+    the network's own activation, for the unperturbed forward pass.
+    -> ``{name: array}`` like ``params``.
+    """
+    batch = Batch(np, params, x, t, activation, forward, _matmul)
+    tgt = _sparse_targets(batch.target)
+    base, top, e, top_without, total_without = _base_losses(batch.a2, *tgt)
+    rows, values, pixel, entry = _distinct_inputs(batch.x)
+    # b1[j] moves unit j as an input of 1 would: N more entries, one per sample.
+    rows = np.concatenate([rows, np.arange(batch.n)])
+    values = np.concatenate([values, np.ones(batch.n)])
+    scratch = int(np.max(np.diff(tgt[0])))  # most target entries of a sample
+    # Dynamic scheduling, one unit at a time: on a busy machine a thread that
+    # waits for a core takes fewer units instead of holding up the other.
+    with nb.parallel_chunksize(1):
+        diff = _differences(batch, activation, rows, values, top, e, base, tgt, scratch)
+    gW1_t, gb1 = _scatter(diff, pixel, entry, batch.W1.shape[0], batch.n)
+    gW2, gb2 = _second_layer(batch.z1, e, total_without, tgt, scratch)
+    scale = 1.0 / (batch.n * 2 * H)  # L = sum / N, then (L(+) - L(-)) / 2h
+    grads = {"W1": gW1_t.T, "b1": gb1, "W2": gW2, "b2": gb2}
+    return {k: (g * scale).astype(params[k].dtype) for k, g in grads.items()}

@@ -1,0 +1,17 @@
+"""The errors of :func:`nn.data.mnist.load_mnist` (locating and parsing alike)."""
+
+from __future__ import annotations
+
+__all__ = ["DatasetError", "DatasetFormatError", "DatasetNotFoundError"]
+
+
+class DatasetError(RuntimeError):
+    """Base class of the errors of :func:`load_mnist` (messages are one line)."""
+
+
+class DatasetNotFoundError(DatasetError, FileNotFoundError):
+    """A dataset file is neither on disk nor downloadable."""
+
+
+class DatasetFormatError(DatasetError, ValueError):
+    """Dataset files that are well-formed IDX but do not make a valid dataset."""

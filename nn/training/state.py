@@ -1,0 +1,58 @@
+"""A trainer's state as a :class:`~nn.training.checkpoint.Checkpoint`, and back.
+
+Weights go to the host (so any backend can load them) and come back in place,
+since the network's layers hold references to the very parameter arrays.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from nn.training.checkpoint import Checkpoint, CheckpointError
+
+
+def snapshot(trainer) -> Checkpoint:
+    """The run's state now, as host arrays (see :mod:`nn.training.checkpoint`)."""
+    config = replace(trainer.config, iters=trainer.total, epochs=None)
+    return Checkpoint(
+        params={k: trainer.backend.asnumpy(v) for k, v in trainer.net.params.items()},
+        iteration=trainer.iteration,
+        config=config.to_dict(),
+        optimizer=trainer.optimizer.state_dict(),
+        rng_state=trainer.rng.bit_generator.state,
+        dataset=trainer.dataset,
+        backend=trainer.backend.name,
+        elapsed=trainer.elapsed,
+        history={k: list(v) for k, v in vars(trainer.history).items()},
+    )
+
+
+def restore(trainer, ckpt: Checkpoint) -> None:
+    """Load ``ckpt`` into a freshly built ``trainer``: weights (in place), RNG,
+    optimizer, iteration and history. :class:`CheckpointError` if it does not fit.
+    """
+    net = trainer.net
+    ckpt.check_params({k: tuple(v.shape) for k, v in net.params.items()})
+    if ckpt.iteration > trainer.total:
+        raise CheckpointError(
+            f"the checkpoint is at iteration {ckpt.iteration}, past the requested "
+            f"{trainer.total}; ask for more iterations"
+        )
+    for key, value in ckpt.params.items():
+        # In place: the layers hold references to these very arrays.
+        net.params[key][...] = trainer.backend.asarray(value, dtype=net.dtype)
+    try:
+        trainer.rng.bit_generator.state = ckpt.rng_state
+    except (ValueError, TypeError, KeyError, OverflowError) as exc:
+        raise CheckpointError(f"checkpoint has an unusable RNG state: {exc}") from None
+    try:
+        trainer.optimizer.load_state_dict(ckpt.optimizer)
+    except (ValueError, TypeError, KeyError) as exc:
+        raise CheckpointError(
+            f"checkpoint has an unusable optimizer state: {exc!r}"
+        ) from None
+    trainer.iteration = trainer.checkpoint_iteration = ckpt.iteration
+    trainer.elapsed = ckpt.elapsed
+    for name in vars(trainer.history):
+        saved = ckpt.history.get(name)
+        setattr(trainer.history, name, saved.tolist() if saved is not None else [])
