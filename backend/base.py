@@ -155,7 +155,8 @@ class Backend:
         return fast(self, params, x, t, activation, forward)
 
     #: Optional fused SGD step for ``TwoLayerNet.train_step``:
-    #: ``(params, x, t, lr, activation) -> 0-d loss``, updating params in place.
+    #: ``(params, x, t, lr, activation) -> 0-d loss``, updating params in place,
+    #: or None where it does not apply (the caller then steps layer by layer).
     #: params as above; x: (N, D) float; t: (N,) labels or (N, C) one-hot.
     two_layer_sgd_step = None
 

@@ -114,11 +114,18 @@ def cross_entropy_error(y, t):
 
     y: (N, C) or (C,) probabilities; t: one-hot of y's shape, or labels
     (N,) / scalar. -> 0-d: -sum(log(y[n, t_n] + 1e-7)) / N, as in the book.
+    A label outside [0, C) is a ``ValueError`` on the CPU and a NaN loss on the
+    GPU (where checking would cost a device sync per loss).
     """
     y, t = _as_label_batch(y, t)
     xp = B.get_array_module(y, t)
     n = y.shape[0]
-    return -xp.sum(xp.log(y[xp.arange(n), t] + CE_DELTA)) / n
+    picked = y[xp.arange(n), t]
+    if not B.backend_for(t).on_host:
+        # A label outside [0, C) is a ValueError on the host; on a GPU the check
+        # would wait for the device, and CuPy wraps the index around: NaN instead.
+        picked = xp.where((t >= 0) & (t < y.shape[1]), picked, xp.nan)
+    return -xp.sum(xp.log(picked + CE_DELTA)) / n
 
 
 def softmax_loss(X, t):

@@ -208,12 +208,16 @@ class TwoLayerNet:
         """One step: gradient by backprop, then ``optimizer.update``. -> 0-d loss.
 
         With plain :class:`SGD`, a backend that has a fused kernel
-        (``two_layer_sgd_step``) does forward, backward and update in one call.
-        The loss returned is the one computed before the update.
+        (``two_layer_sgd_step``) does forward, backward and update in one call,
+        unless it returns None for these inputs (the CuPy kernels cover
+        float32 and float64 only). The loss returned is the one computed
+        before the update.
         """
         fused = self.backend.two_layer_sgd_step
         if fused is not None and type(optimizer) is SGD:
-            return fused(self.params, x, t, optimizer.lr, self.activation)
+            loss = fused(self.params, x, t, optimizer.lr, self.activation)
+            if loss is not None:
+                return loss
         grads = self.gradient(x, t)
         optimizer.update(self.params, grads)
         return self.lastLayer.loss

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from cupy_standin.hostcc import compiler
+from cupy_standin.install import installed, real_gpu_backend
 
 import backend as B
 
@@ -24,18 +26,38 @@ def _skip_reason(name: str) -> str | None:
     return None
 
 
+@pytest.fixture(scope="session")
+def real_gpu():
+    """The CuPy backend on a real GPU, or None (then tests use the stand-in)."""
+    be = real_gpu_backend()
+    if be is None and os.environ.get(REQUIRE_GPU) == "1":
+        pytest.fail(
+            f"{REQUIRE_GPU}=1 but the cupy backend is unavailable: "
+            f"{_skip_reason('cupy')}"
+        )
+    return be
+
+
 @pytest.fixture(params=BACKEND_NAMES)
 def backend(request):
     """Each backend in turn, made current for the test and restored after.
 
-    Skips (with the reason) a backend whose library or GPU is missing.
+    ``cupy`` is the real GPU where there is one, else the CuPy stand-in
+    (tests/cupy_standin), so that the CuPy backend's code runs everywhere.
+    Skips (with the reason) a backend whose library is missing.
     """
+    previous = B.current()
+    if request.param == "cupy" and request.getfixturevalue("real_gpu") is None:
+        if compiler() is None:
+            pytest.skip("no C++ compiler: the CuPy stand-in runs the kernels with it")
+        with installed() as be:
+            B.use(be)
+            yield be
+            B.use(previous)
+        return
     reason = _skip_reason(request.param)
-    if reason and request.param == "cupy" and os.environ.get(REQUIRE_GPU) == "1":
-        pytest.fail(f"{REQUIRE_GPU}=1 but the cupy backend is unavailable: {reason}")
     if reason:
         pytest.skip(f"{request.param} backend unavailable: {reason}")
-    previous = B.current()
     be = B.use(request.param)
     yield be
     B.use(previous)
@@ -43,7 +65,8 @@ def backend(request):
 
 def pytest_collection_modifyitems(items):
     """Mark every test that runs on the cupy backend ``gpu``: ``pytest -m gpu``
-    then runs the whole suite's CuPy cases plus tests/gpu."""
+    then runs the whole suite's CuPy cases plus tests/gpu (on a machine without
+    a GPU, all of them on the stand-in)."""
     for item in items:
         callspec = getattr(item, "callspec", None)
         if callspec is not None and callspec.params.get("backend") == "cupy":

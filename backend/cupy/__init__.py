@@ -2,7 +2,9 @@
 
 Detection runs in ``CuPyBackend()`` and fails with a distinct one-line
 :class:`BackendUnavailableError` for each cause: CuPy missing, NVIDIA driver
-missing or too old, no CUDA device, NVRTC (CuPy's kernel compiler) missing.
+missing or too old, no CUDA device, NVRTC (CuPy's kernel compiler), cuBLAS or
+the CUDA headers missing, or the first matrix product, kernel launch or
+synchronisation failing (see ``backend.cupy.detect``).
 The shim's ``auto`` turns that into a warning and a CPU backend; an explicit
 ``cupy``/``cuda`` lets it propagate.
 
@@ -13,13 +15,17 @@ wait for the device.
 
 from __future__ import annotations
 
+import numpy as np
+
 from backend.base import Backend
 from backend.constants import CE_DELTA
 from backend.cupy.detect import (
     _cuda_version,
     _import_cupy,
     check_device,
+    probe_first_step,
 )
+from backend.cupy.fused import FusedTwoLayer
 from backend.cupy.kernels import FusedSoftmax
 
 
@@ -33,8 +39,24 @@ def _is_numpy_array(a) -> bool:
     return type(a).__module__.split(".")[0] == "numpy" and hasattr(a, "shape")
 
 
+def _labelled(xp, picked, t, classes: int):
+    """``picked`` (y at the labels ``t``), NaN where a label is outside
+    [-classes, classes): the fused kernels' rule, without waiting for the device."""
+    return xp.where((t >= -classes) & (t < classes), picked, xp.nan)
+
+
+def _check_rows(rows, n: int) -> None:
+    """NumPy's IndexError for the first host index outside [-n, n)."""
+    rows = np.asarray(rows).ravel()
+    bad = rows[(rows < -n) | (rows >= n)]
+    if bad.size:
+        raise IndexError(f"index {bad[0]} is out of bounds for axis 0 with size {n}")
+
+
 class CuPyBackend(Backend):
-    """Device arrays on one CUDA device; cuBLAS matmul and fused softmax kernels.
+    """Device arrays on one CUDA device; cuBLAS matmul, fused softmax kernels
+    and the fused two-layer kernels (step, evaluation, numerical gradient,
+    batch gather: ``backend/cupy/fused.py``).
 
     The device is 0 unless ``$XPNET_CUDA_DEVICE`` says otherwise (indices
     count after ``CUDA_VISIBLE_DEVICES``).
@@ -43,15 +65,18 @@ class CuPyBackend(Backend):
     name = "cupy"
     on_host = False
 
-    def __init__(self):
-        cupy = _import_cupy()
+    def __init__(self, cupy=None):
+        """``cupy``: the CuPy module to use (default: ``import cupy``)."""
+        cupy = cupy or _import_cupy()
         self.device_id = check_device(cupy)
         cupy.cuda.Device(self.device_id).use()
+        probe_first_step(cupy, FusedSoftmax(cupy))
         self._bind(cupy)
 
     def _bind(self, xp) -> None:
         self.xp = xp
         self.fused = FusedSoftmax(xp)
+        self.fused_two_layer = FusedTwoLayer(xp)
 
     def describe(self) -> str:
         runtime = self.xp.cuda.runtime
@@ -92,6 +117,23 @@ class CuPyBackend(Backend):
         """Wait until all work queued on the current stream is done."""
         self.xp.cuda.get_current_stream().synchronize()
 
+    def scaled_rows(self, x, rows, scale, dtype):
+        """As :meth:`Backend.scaled_rows`; see there.
+
+        Host row indices (what the trainer passes) are bounds-checked on the
+        host first, so a row out of range is the same ``IndexError`` as on the
+        CPU, where CuPy's indexing would silently wrap it around. Device row
+        indices are not checked (that would wait for the device): they wrap,
+        as CuPy documents. uint8 pixels with device indices (the trainer's
+        steps) go through one fused kernel: gather, divide and cast, reading a
+        quarter of the bytes that float32 images would need.
+        """
+        if isinstance(rows, (list, tuple)) or _is_numpy_array(rows):
+            _check_rows(rows, x.shape[0])
+            return super().scaled_rows(x, rows, scale, dtype)
+        out = self.fused_two_layer.scaled_rows(x, rows, scale, dtype)
+        return super().scaled_rows(x, rows, scale, dtype) if out is None else out
+
     # -- kernels ----------------------------------------------------------
     def matmul(self, a, b):
         """a: (N, K) @ b: (K, M) -> (N, M) through cuBLAS (``cupy.matmul``)."""
@@ -119,7 +161,14 @@ class CuPyBackend(Backend):
         self._require_device("softmax_cross_entropy", x=x, t=t)
         if self.fused.supports(x, ndim=2):
             return self.fused.softmax_cross_entropy(x, t)
-        return super().softmax_cross_entropy(x, t)
+        if t.ndim == 2:
+            return super().softmax_cross_entropy(x, t)
+        # The generic code with the kernel's rule: CuPy would wrap a bad label.
+        xp, y = self.xp, self.softmax(x)
+        n = y.shape[0]
+        picked = _labelled(xp, y[xp.arange(n), t], t, y.shape[-1])
+        loss = -xp.sum(xp.log(picked + CE_DELTA)) / n
+        return xp.asarray(loss, dtype=y.dtype), y
 
     def softmax_cross_entropy_batched(self, x, t):
         """Losses of P score batches against one target batch, in one launch.
@@ -138,7 +187,7 @@ class CuPyBackend(Backend):
         if t.ndim == 2:
             losses = -xp.sum(t * xp.log(y + CE_DELTA), axis=(1, 2)) / n
         else:
-            picked = y[:, xp.arange(n), t]
+            picked = _labelled(xp, y[:, xp.arange(n), t], t, y.shape[-1])
             losses = -xp.sum(xp.log(picked + CE_DELTA), axis=1) / n
         return losses.astype(y.dtype, copy=False), y
 
@@ -161,6 +210,38 @@ class CuPyBackend(Backend):
         """
         self._require_device("numerical_gradient", x=x)
         return super().numerical_gradient(f, x)
+
+    # -- fused kernels of the two-layer network ----------------------------
+    # backend/cupy/fused.py has the launchers and their launch counts; each
+    # returns None for inputs it does not cover (another dtype or layout),
+    # and the caller takes the layer-by-layer path.
+
+    def two_layer_sgd_step(self, params, x, t, lr, activation):
+        """One SGD step of TwoLayerNet in 2 kernels and 2 cuBLAS products, no
+        copy and no synchronisation; -> the 0-d loss before the update, or
+        None (float16 params, say). See ``FusedTwoLayer.sgd_step``."""
+        self._require_device("two_layer_sgd_step", x=x, t=t, **params)
+        return self.fused_two_layer.sgd_step(params, x, t, lr, activation)
+
+    def two_layer_count_correct(self, params, x, t, activation):
+        """Rows classified right and whether some hidden unit fired, in one
+        product and one kernel per chunk and one copy to the host; or None.
+        See ``FusedTwoLayer.count_correct``."""
+        self._require_device("two_layer_count_correct", x=x, t=t, **params)
+        return self.fused_two_layer.count_correct(params, x, t, activation)
+
+    def two_layer_numerical_gradient(self, params, x, t, activation, forward):
+        """The fast numerical gradient with every perturbed loss evaluated by
+        one CUDA kernel (one thread per parameter); the generic ``xp`` code
+        for an activation the kernel does not know. See
+        ``FusedTwoLayer.numerical_gradient``."""
+        self._require_device("two_layer_numerical_gradient", x=x, t=t, **params)
+        grads = self.fused_two_layer.numerical_gradient(params, x, t, activation)
+        if grads is None:
+            return super().two_layer_numerical_gradient(
+                params, x, t, activation, forward
+            )
+        return grads
 
 
 #: What the shim's registry instantiates for this backend.

@@ -3,7 +3,12 @@
 :func:`check_device` tells apart CuPy missing, the NVIDIA driver missing or
 too old, no CUDA device, a GPU too old for this CuPy build and NVRTC (CuPy's
 kernel compiler) missing, each with its own :class:`BackendUnavailableError`
-naming the fix.
+naming the fix. :func:`probe_first_step` then does what the first training
+step does, once: load cuBLAS (CuPy 14 loads it lazily, on first use, and its
+wheels bundle neither cuBLAS nor NVRTC nor the CUDA headers its kernels are
+compiled with), one small matrix product, one launch of our kernel (compiled
+by NVRTC) and one synchronisation, so that a missing library fails here, as a
+one-line reason, and not as a traceback in the middle of training.
 """
 
 from __future__ import annotations
@@ -28,6 +33,28 @@ MISSING_CUPY = (
     'the cupy backend needs CuPy: pip install "xpnet[cuda13]" for a CUDA 13 '
     'driver, or "xpnet[cuda12]" for a CUDA 12 driver'
 )
+
+
+#: The pip packages that provide what CuPy loads at run time, per CUDA major
+#: version (all in ``xpnet[cuda13]`` / ``xpnet[cuda12]``; CuPy's own
+#: ``cupy-cudaNNx[ctk]`` extra installs them too, with more libraries).
+RUNTIME_PACKAGES = {
+    13: {
+        "nvrtc": "nvidia-cuda-nvrtc==13.*",
+        "cublas": "nvidia-cublas==13.*",
+        "headers": "nvidia-cuda-runtime==13.*",
+    },
+    12: {
+        "nvrtc": "nvidia-cuda-nvrtc-cu12==12.*",
+        "cublas": "nvidia-cublas-cu12==12.*",
+        "headers": "nvidia-cuda-runtime-cu12==12.*",
+    },
+}
+
+
+def _package(major: int, what: str) -> str:
+    name = RUNTIME_PACKAGES.get(major, RUNTIME_PACKAGES[13])[what]
+    return f'pip install "{name}" (part of "xpnet[cuda{major}]")'
 
 
 def _cuda_version(code: int) -> str:
@@ -91,10 +118,7 @@ def check_device(cupy) -> int:
         cupy.cuda.nvrtc.getVersion()
     except Exception as exc:  # noqa: BLE001 (CuPy raises several types here)
         major = runtime.runtimeGetVersion() // 1000
-        raise BackendUnavailableError(
-            f"CuPy cannot load NVRTC, its kernel compiler ({_one_line(exc)}); "
-            f'pip install "cupy-cuda{major}x[ctk]" or install CUDA Toolkit {major}'
-        ) from exc
+        raise BackendUnavailableError(_nvrtc_message(major, exc)) from exc
     raw = os.environ.get(DEVICE_ENV, "0").strip() or "0"
     if not raw.isdigit() or int(raw) >= count:
         raise BackendUnavailableError(
@@ -103,6 +127,60 @@ def check_device(cupy) -> int:
         )
     _check_architecture(runtime, int(raw))
     return int(raw)
+
+
+def _nvrtc_message(major: int, exc) -> str:
+    return (
+        f"CuPy cannot load NVRTC, its kernel compiler ({_detail(exc)}); "
+        f'{_package(major, "nvrtc")}, or "cupy-cuda{major}x[ctk]", or install '
+        f"CUDA Toolkit {major}"
+    )
+
+
+def _detail(exc, limit: int = 240) -> str:
+    text = _one_line(exc)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def probe_first_step(cupy, fused) -> None:
+    """Raise :class:`BackendUnavailableError` unless what the first training
+    step needs works: cuBLAS, a matrix product, a launch of our kernel
+    (``fused``: a :class:`~backend.cupy.kernels.FusedSoftmax` on ``cupy``)
+    and a synchronisation. Each failure names the package that fixes it."""
+    major = cupy.cuda.runtime.runtimeGetVersion() // 1000
+    stage = "loading cuBLAS"
+    try:
+        cupy.cuda.cublas  # noqa: B018 (CuPy 14 loads libcublas on this access)
+        stage = "a matrix product (cuBLAS)"
+        a = cupy.ones((2, 2), dtype=cupy.float32)
+        cupy.matmul(a, a)
+        stage = "a launch of the softmax kernel (compiled by NVRTC)"
+        fused.softmax(a)
+        stage = "a synchronisation"
+        cupy.cuda.get_current_stream().synchronize()
+    except Exception as exc:  # noqa: BLE001 (CuPy raises many types here)
+        raise BackendUnavailableError(_first_step_message(major, stage, exc)) from exc
+
+
+def _first_step_message(major: int, stage: str, exc) -> str:
+    text = _one_line(exc).lower()
+    if "cublas" in text or stage == "loading cuBLAS":
+        return (
+            f"CuPy cannot load cuBLAS, which every matrix product needs "
+            f"({_detail(exc)}); {_package(major, 'cublas')}"
+        )
+    if "header" in text or "cuda_fp16" in text:
+        return (
+            f"CuPy cannot find the CUDA headers it compiles its kernels with "
+            f"({_detail(exc)}); {_package(major, 'headers')}, or set CUDA_PATH "
+            f"to a CUDA Toolkit {major}"
+        )
+    if "nvrtc" in text:
+        return _nvrtc_message(major, exc)
+    return (
+        f"the GPU failed {stage} ({_detail(exc)}); run python bench/gpu_report.py "
+        "for the details, or use --device cpu"
+    )
 
 
 def _check_architecture(runtime, device: int) -> None:
@@ -126,4 +204,7 @@ def _import_cupy():
         import cupy
     except ImportError as exc:
         raise BackendUnavailableError(MISSING_CUPY) from exc
+    if getattr(cupy, "__file__", None) is None:
+        # A folder named cupy on sys.path (a namespace package), not CuPy.
+        raise BackendUnavailableError(f"{MISSING_CUPY} (found only {cupy!r})")
     return cupy

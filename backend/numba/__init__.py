@@ -37,13 +37,17 @@ _SMALL_MATMUL = 1024
 _SMALL_SOFTMAX = 16384
 
 
+MISSING_NUMBA = 'the numba backend needs Numba: pip install "xpnet[numba]"'
+
+
 def _import_numba():
     try:
         import numba
     except ImportError as exc:
-        raise BackendUnavailableError(
-            'the numba backend needs Numba: pip install "xpnet[numba]"'
-        ) from exc
+        raise BackendUnavailableError(MISSING_NUMBA) from exc
+    if getattr(numba, "__file__", None) is None:
+        # A folder named numba on sys.path (a namespace package), not Numba.
+        raise BackendUnavailableError(f"{MISSING_NUMBA} (found only {numba!r})")
     return numba
 
 

@@ -45,6 +45,7 @@ def restore(trainer, ckpt: Checkpoint) -> None:
         trainer.rng.bit_generator.state = ckpt.rng_state
     except (ValueError, TypeError, KeyError, OverflowError) as exc:
         raise CheckpointError(f"checkpoint has an unusable RNG state: {exc}") from None
+    trainer.indices.reset()  # a block drawn ahead came from the old state
     try:
         trainer.optimizer.load_state_dict(ckpt.optimizer)
     except (ValueError, TypeError, KeyError) as exc:

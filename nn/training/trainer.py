@@ -34,6 +34,7 @@ from nn.training.checkpoint import (
 from nn.training.config import TrainConfig
 from nn.training.data import as_labels, check_pixel_scale, check_split, load_data
 from nn.training.evaluation import accuracy_alive, evaluate
+from nn.training.indices import BatchIndices
 from nn.training.interrupt import StopRequest
 from nn.training.loop import run_steps
 from nn.training.metrics import MetricsWriter
@@ -74,9 +75,11 @@ class Trainer:
     (measured on Numba: 243 against 272 us per step), which the trainer keeps
     beside the scaled images (a quarter more memory), while evaluations read
     the images scaled once (streamed, float32 rows evaluate faster than
-    chunks converted on the fly: 45 against 51 ms per 60,000). On a GPU,
-    where a gather is cheap and a conversion would be one more kernel launch
-    per step, batches come from the scaled images.
+    chunks converted on the fly: 45 against 51 ms per 60,000). On a GPU the
+    pixels and labels stay on the device for the run and the gather with its
+    division is one kernel (``CuPyBackend.scaled_rows``); the batch indices
+    come from the same host generator, uploaded an epoch at a time
+    (:class:`~nn.training.indices.BatchIndices`), so a step copies nothing.
     """
 
     def __init__(
@@ -121,8 +124,7 @@ class Trainer:
         #: Where batches come from: the integer pixels, or (None) x_train.
         self.batch_source = None
         if self.pixel_scale is not None:
-            if be.on_host:
-                self.batch_source = be.asarray(x_train)
+            self.batch_source = be.asarray(x_train)
             x_train, x_test = (
                 be.scaled_rows(be.asarray(x), slice(None), self.pixel_scale, dtype)
                 for x in (x_train, x_test)
@@ -141,6 +143,10 @@ class Trainer:
             backend=be,
             dtype=dtype,
             rng=self.rng,
+        )
+        #: Each step's batch indices (the run's generator; device blocks).
+        self.indices = BatchIndices(
+            be, self.rng, self.train_size, config.batch_size, self.iters_per_epoch
         )
         self.optimizer = SGD(config.lr)
         self.iteration = 0
@@ -186,10 +192,9 @@ class Trainer:
     def step(self):
         """One SGD step on a random batch. -> its 0-d loss (before the update)."""
         # The same draws as the book's np.random.choice(train_size, batch_size)
-        # with this generator (choice calls integers), at half the call cost.
-        idx = self.rng.integers(self.train_size, size=self.config.batch_size)
-        if not self.backend.on_host:
-            idx = self.backend.asarray(idx)
+        # with this generator (choice calls integers), at half the call cost;
+        # on a device backend, a row of a block uploaded once an epoch.
+        idx = self.indices.next()
         x, t = self.batch(idx), self.t_train[idx]
         if self.config.grad == "numerical":
             loss = self.backend.xp.array(self.net.loss(x, t))  # a copy: f is re-run

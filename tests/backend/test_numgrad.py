@@ -15,7 +15,6 @@ import numpy as np
 import pytest
 
 import backend as B
-from nn.functions import sigmoid
 from nn.two_layer_net import TwoLayerNet
 
 FLOAT64_ATOL = 1e-8
@@ -243,38 +242,28 @@ def test_bad_input_is_a_clear_error(backend, x_shape, t, message):
         )
 
 
-class _NumpyWithoutReduceat:
-    """NumPy as CuPy exposes it to the xp code: ``add`` without ``reduceat``."""
+def test_segment_sum_takes_reduceat_as_real_cupy_does(monkeypatch):
+    """CuPy 13 and 14 have ``add.reduceat`` (a cumulative-sum difference), so
+    there is one path; on the stand-in it runs CuPy's algorithm."""
+    import cupy_standin as cp
 
-    class _Add:
-        at = staticmethod(np.add.at)
-
-        def __call__(self, *args, **kwargs):
-            return np.add(*args, **kwargs)
-
-    add = _Add()
-
-    def __getattr__(self, name):
-        return getattr(np, name)
-
-
-def test_scatter_path_without_reduceat_matches(to_host):
-    """The branch CuPy takes (``add.at`` instead of ``add.reduceat``), run on
-    NumPy, gives the same gradient as the NumPy backend."""
     from backend import numgrad as _numgrad
 
-    class _Backend:
-        xp = _NumpyWithoutReduceat()
-        on_host = False  # also exercises the GPU chunk size
+    cupy = pytest.importorskip("cupy")
+    assert hasattr(cupy.add, "reduceat")
+    calls = []
+    real = cp.add.reduceat
 
-    be = B.get_backend("numpy")
-    net = _net(be, (18, 5, 3), "sigmoid")
-    x, t = _inputs(be, 6, 18, "some"), _targets(be, 6, 3, "labels")
-    got = _numgrad.two_layer_numerical_gradient(
-        _Backend(), net.params, x, t, "sigmoid", sigmoid
-    )
-    want = net.numerical_gradient(x, t, method="fast")
-    for k in want:
-        np.testing.assert_allclose(
-            to_host(got[k]), to_host(want[k]), rtol=0, atol=1e-12
-        )
+    def spy(*args, **kwargs):
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(cp.add, "reduceat", spy)
+    rng = np.random.default_rng(3)
+    keys = np.sort(rng.integers(0, 7, 40))
+    values = rng.standard_normal((40, 3))
+    got = _numgrad._segment_sum(cp, cp.asarray(values), cp.asarray(keys), 9)
+    want = np.zeros((9, 3))
+    np.add.at(want, keys, values)
+    assert calls == [1]
+    np.testing.assert_allclose(got.get(), want, rtol=1e-12, atol=1e-14)

@@ -475,6 +475,28 @@ def test_scaled_rows_of_other_integer_pixels(backend):
 
 @pytest.mark.parametrize("bad", [50, -51])
 def test_scaled_rows_out_of_range_is_an_index_error(backend, bad):
+    """Host row indices (what the trainer passes) are checked on the host on
+    every backend, the GPU included, where CuPy's indexing would wrap."""
     pixels = backend.asarray(_pixels())
     with pytest.raises(IndexError, match=f"index {bad} is out of bounds"):
         backend.scaled_rows(pixels, np.array([0, bad]), 255.0, "float32")
+
+
+def test_scaled_rows_on_the_gpu_check_host_rows_that_cupy_would_wrap():
+    """The generic code (what the CuPy backend ran before) takes row 50 of 50
+    rows as row 0 on CuPy; the backend refuses it first. Device row indices
+    are not checked (that would wait for the device): they wrap, as in CuPy."""
+    from cupy_standin.install import standin_backend
+
+    from backend.base import Backend
+
+    be = standin_backend()
+    pixels = be.asarray(_pixels())
+    n = pixels.shape[0]
+    wrapped = Backend.scaled_rows(be, pixels, np.array([0, n]), 255.0, "float32")
+    np.testing.assert_array_equal(B.to_numpy(wrapped)[1], B.to_numpy(wrapped)[0])
+    with pytest.raises(IndexError, match=f"index {n} is out of bounds"):
+        be.scaled_rows(pixels, np.array([0, n]), 255.0, "float32")
+    on_device = be.scaled_rows(pixels, be.asarray(np.array([n])), 255.0, "float32")
+    want = _pixels()[0].astype(np.float32) / np.float32(255.0)
+    np.testing.assert_array_equal(B.to_numpy(on_device)[0], want)

@@ -1,7 +1,8 @@
 """The CuPy backend on a real GPU: kernels, transfers, a gradient check, training.
 
 Every result is compared on the host with the NumPy backend. Run with
-``XPNET_REQUIRE_GPU=1 pytest -m gpu`` on a machine with an NVIDIA GPU.
+``XPNET_REQUIRE_GPU=1 pytest -m gpu`` (or ``python bench/gpu_report.py``) on a
+machine with an NVIDIA GPU; elsewhere they run on the CuPy stand-in.
 """
 
 from __future__ import annotations

@@ -146,12 +146,30 @@ def test_mismatched_targets_are_a_value_error(backend, t, match):
 
 
 @pytest.mark.parametrize("labels", [[0, 2], [-1, 0]])
-def test_out_of_range_labels_are_a_value_error_on_the_host(backend, labels):
-    if not backend.on_host:
-        pytest.skip("labels are not range-checked on the GPU (it would sync)")
+def test_out_of_range_labels_are_a_value_error_on_the_host_nan_on_the_gpu(
+    backend, labels
+):
+    """The host checks the labels; the GPU does not (it would wait for the
+    device) and gives a NaN loss, never the loss of a wrapped-around class."""
     y = backend.asarray([[0.5, 0.5], [0.1, 0.9]])
-    with pytest.raises(ValueError, match=r"labels must lie in \[0, 2\)"):
-        cross_entropy_error(y, backend.asarray(labels))
+    if backend.on_host:
+        with pytest.raises(ValueError, match=r"labels must lie in \[0, 2\)"):
+            cross_entropy_error(y, backend.asarray(labels))
+    else:
+        assert np.isnan(float(cross_entropy_error(y, backend.asarray(labels))))
+
+
+def test_cupy_wraps_out_of_range_labels_which_the_old_loss_let_through():
+    """Why the GPU needs the NaN: CuPy (and the stand-in) wrap the label
+    around, so the book's indexing alone gives a finite, wrong loss."""
+    import cupy_standin as cp
+
+    y = cp.asarray(np.array([[0.5, 0.5], [0.1, 0.9]]))
+    t = cp.asarray(np.array([0, 2]))
+    picked = y[cp.arange(2), t]  # the pre-fix expression: no IndexError
+    old = float(-cp.sum(cp.log(picked + 1e-7)) / 2)
+    assert np.isfinite(old)
+    assert old == pytest.approx(-(np.log(0.5 + 1e-7) + np.log(0.1 + 1e-7)) / 2)
 
 
 def test_predictions_of_three_dimensions_are_a_value_error(backend):

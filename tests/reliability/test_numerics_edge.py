@@ -64,7 +64,12 @@ def case_cross_entropy_float_labels_refused(be):
 
 
 def case_cross_entropy_labels_out_of_range(be):
+    """A ValueError on the host; a NaN loss on the GPU, which cannot check
+    without waiting for the device (and whose indexing wraps around)."""
     y = be.asarray(np.full((2, 3), 1 / 3))
+    if not be.on_host:
+        assert math.isnan(float(cross_entropy_error(y, be.asarray(np.array([0, 3])))))
+        return
     with pytest.raises(ValueError, match=r"\[0, 3\)"):
         cross_entropy_error(y, be.asarray(np.array([0, 3])))
 

@@ -1,8 +1,8 @@
-"""The README's "Reliability" table is generated from the tests' own constants.
+"""The docs' "Reliability" table is generated from the tests' own constants.
 
 ``python tests/reliability/test_reliability_readme.py`` prints the section;
-the test below fails when README.md lacks it or when its table no longer
-matches the counts the reliability tests actually run.
+the test below fails when docs/reliability.md lacks it or when its table no
+longer matches the counts the reliability tests actually run.
 """
 
 from __future__ import annotations
@@ -12,6 +12,8 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
+#: The documentation page that holds the table (it was in README.md).
+PAGE = ROOT / "docs" / "reliability.md"
 HEADING = "## Reliability"
 INTRO = (
     "What `tests/reliability/` tries on every test run (the counts come from the "
@@ -148,7 +150,7 @@ def rows() -> list[tuple[str, int, str]]:
 
 
 def render_section() -> str:
-    """The README section, Markdown, ending with a newline."""
+    """The page's section, Markdown, ending with a newline."""
     lines = [HEADING, "", INTRO, "", "| " + " | ".join(COLUMNS) + " |"]
     lines.append("|---|---:|---|")
     lines += [f"| {what} | {count} | {happened} |" for what, count, happened in rows()]
@@ -156,11 +158,11 @@ def render_section() -> str:
 
 
 def parse_table(readme: str) -> list[tuple[str, int, str]]:
-    """The rows of the table under the README's Reliability heading."""
+    """The rows of the table under the page's Reliability heading."""
     match = re.search(rf"^{re.escape(HEADING)}\s*$", readme, re.MULTILINE)
     assert match, (
-        "README.md has no '## Reliability' section; paste the output of "
-        "`python tests/reliability/test_reliability_readme.py` into it"
+        "docs/reliability.md has no '## Reliability' section; paste the output "
+        "of `python tests/reliability/test_reliability_readme.py` into it"
     )
     table = []
     for line in readme[match.end() :].splitlines():
@@ -173,11 +175,10 @@ def parse_table(readme: str) -> list[tuple[str, int, str]]:
     return [(what, int(count), happened) for what, count, happened in table[1:]]
 
 
-def test_readme_reliability_table_matches_the_tests():
-    path = ROOT / "README.md"
-    assert path.is_file(), "README.md is missing (it needs a '## Reliability' section)"
-    readme = path.read_text(encoding="utf-8")
-    assert parse_table(readme) == rows()
+def test_docs_reliability_table_matches_the_tests():
+    assert PAGE.is_file(), f"{PAGE} is missing (it needs a '## Reliability' section)"
+    page = PAGE.read_text(encoding="utf-8")
+    assert parse_table(page) == rows()
 
 
 def test_rendered_section_parses_back():

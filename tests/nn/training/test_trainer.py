@@ -393,7 +393,9 @@ def test_uint8_pixels_train_exactly_as_normalized_images(data, backend, dtype):
         reporter=SilentReporter(),
         pixel_scale=255,
     )
-    assert (on_pixels.batch_source is not None) == backend.on_host
+    # Every backend keeps the pixels for the batches (on a GPU on the device,
+    # gathered and divided by one kernel).
+    assert on_pixels.batch_source.dtype == np.uint8
     a, b = on_floats.fit(), on_pixels.fit()
     assert a.history.loss == b.history.loss
     assert (a.history.train_acc, a.history.test_acc) == (
@@ -421,11 +423,14 @@ def test_bad_pixel_scale_is_one_clear_value_error(data, scale, x_dtype, needle):
         Trainer((x.astype(x_dtype), t), test, pixel_scale=scale)
 
 
-def test_pixels_on_a_device_batch_from_the_scaled_images(data):
+def test_pixels_on_a_device_stay_pixels_and_train_like_the_floats(data):
+    """On a device backend the uint8 pixels stay on the device (the CuPy
+    backend gathers and divides them in one kernel) and the indices come in
+    blocks: the run is the same as on the scaled floats."""
     from backend.numpy import NumPyBackend
 
     class DeviceLike(NumPyBackend):
-        on_host = False  # as CuPy: a gather is cheap, a conversion a launch
+        on_host = False  # as CuPy: indices go to the device in blocks
 
     (p_train, f_train, t_train), (p_test, f_test, t_test) = map(as_pixels, data)
     on_pixels = Trainer(
@@ -436,6 +441,6 @@ def test_pixels_on_a_device_batch_from_the_scaled_images(data):
         reporter=SilentReporter(),
         pixel_scale=255,
     )
-    assert on_pixels.batch_source is None
+    assert on_pixels.batch_source.dtype == np.uint8
     on_floats = quiet_trainer(((f_train, t_train), (f_test, t_test)), iters=30)
     assert on_pixels.fit().history.loss == on_floats.fit().history.loss

@@ -254,6 +254,20 @@ def test_missing_numba_names_the_extra(monkeypatch):
         _numba.NumbaBackend()
 
 
+@pytest.mark.parametrize("name", ["numba", "cupy"])
+def test_a_folder_named_like_the_library_is_not_the_library(monkeypatch, name):
+    """A test folder called numba/ or cupy/ on sys.path imports as an empty
+    namespace package where the library is missing; that is "not installed",
+    with the extra to install, not an AttributeError later."""
+    import types
+
+    fake = types.ModuleType(name)  # like a namespace package: no __file__
+    monkeypatch.setitem(sys.modules, name, fake)
+    monkeypatch.delitem(B._instances, name, raising=False)
+    with pytest.raises(B.BackendUnavailableError, match=r"pip install .*xpnet\["):
+        B.get_backend(name)
+
+
 def _predicted_by_layers(net, x):
     """Arg-max classes from the layer-by-layer forward pass (N,)."""
     return np.argmax(net.predict(x), axis=1)

@@ -1,0 +1,311 @@
+"""Launch the fused two-layer kernels (the ``.cu`` files beside this module).
+
+:class:`FusedTwoLayer` fills the CuPy backend's optional slots: the SGD step,
+the evaluation and the fast numerical gradient of ``TwoLayerNet``, plus the
+uint8 batch gather. Products go to cuBLAS through ``xp.cublas.gemm`` (one
+call each, with its ``alpha``/``beta`` form doing the W1 update); everything
+between them is our kernels. Like ``kernels.py`` it is bound to an array
+module ``xp`` (CuPy, or a stand-in in tests), never imports CuPy, and never
+waits for the device except where a method says so.
+
+Launches per call (chapter 5: 784-50-10, batch 100, float32, int64 labels):
+
+- ``sgd_step``: 4 (product, row kernel, product with the W1 update, update
+  kernel); no copy, no synchronisation;
+- ``scaled_rows``: 1 (the gather and the division by the scale);
+- ``count_correct``: 1 to zero the counters, then 2 per chunk of
+  :data:`EVAL_CHUNK` rows (product, kernel), then one device-to-host copy;
+- ``numerical_gradient``: 4 in float64 (zeroing the label check, product,
+  forward kernel, gradient kernel) plus a cast per float32 input and one
+  device-to-host copy (the label check, so bad labels raise as on the CPU).
+"""
+
+from __future__ import annotations
+
+import importlib
+import threading
+
+import numpy as np
+
+from backend.cupy import numgrad
+from backend.cupy.sources import DTYPE_SUFFIX, EVAL_CHUNK, launch_shape, module_source
+
+
+def _float_dtype(params) -> np.dtype | None:
+    """The params' common float32/float64 dtype, if all four are C-contiguous
+    2-D/1-D arrays of it; else None (the layer-by-layer path takes them)."""
+    W1, b1, W2, b2 = (params[k] for k in ("W1", "b1", "W2", "b2"))
+    dtype = W1.dtype
+    if dtype.name not in DTYPE_SUFFIX:
+        return None
+    for p, ndim in ((W1, 2), (b1, 1), (W2, 2), (b2, 1)):
+        if p.dtype != dtype or p.ndim != ndim or not p.flags.c_contiguous:
+            return None
+    d, m = W1.shape
+    if b1.shape != (m,) or W2.shape[0] != m or b2.shape != (W2.shape[1],):
+        return None
+    return dtype
+
+
+class FusedTwoLayer:
+    """The fused TwoLayerNet kernels on ``xp`` arrays (one instance per backend).
+
+    Each method returns None where it does not apply (another dtype, layout or
+    activation), and the caller takes the layer-by-layer path. The modules
+    are compiled by NVRTC (``xp.RawModule``) on first use.
+    """
+
+    def __init__(self, xp):
+        self.xp = xp
+        self._modules: dict[str, object] = {}
+        self._functions: dict[str, object] = {}
+        self._local = threading.local()  # scratch per thread (and its stream)
+        self._dummy: dict[str, object] = {}
+        self._cublas = None
+        #: Kernel launches and cuBLAS products queued so far (bookkeeping).
+        self.launches = 0
+        self.products = 0
+
+    # -- plumbing ---------------------------------------------------------
+    def _function(self, filename: str, name: str):
+        if name not in self._functions:
+            if filename not in self._modules:
+                self._modules[filename] = self.xp.RawModule(
+                    code=module_source(filename)
+                )
+            self._functions[name] = self._modules[filename].get_function(name)
+        return self._functions[name]
+
+    def _launch(self, filename: str, name: str, items: int, *args) -> None:
+        grid, block = launch_shape(items)
+        self._function(filename, name)(grid, block, args)
+        self.launches += 1
+
+    def _gemm(self, transa, transb, a, b, out, alpha=1.0, beta=0.0) -> None:
+        # One cuBLAS call: out = alpha * op(a) @ op(b) + beta * out, all
+        # C-contiguous (CuPy then swaps the operands instead of copying);
+        # host scalars alpha, beta go in cuBLAS's host pointer mode, no copy.
+        if self._cublas is None:
+            # cupy.cublas is a submodule that ``import cupy`` does not load.
+            self._cublas = getattr(self.xp, "cublas", None) or importlib.import_module(
+                f"{self.xp.__name__}.cublas"
+            )
+        self._cublas.gemm(transa, transb, a, b, out=out, alpha=alpha, beta=beta)
+        self.products += 1
+
+    def _placeholder(self, dtype):
+        """A one-element array for a pointer argument a kernel will not read."""
+        key = np.dtype(dtype).name
+        if key not in self._dummy:
+            self._dummy[key] = self.xp.empty(1, dtype=dtype)  # no launch
+        return self._dummy[key]
+
+    def _scratch(self, key: tuple, shapes: dict) -> dict:
+        """Scratch arrays per shape and thread, reused across calls.
+
+        ``key[0]`` names the user ("step", "eval"): a new shape replaces that
+        user's old scratch only, so the step's survives an evaluation.
+        """
+        ws = getattr(self._local, "workspace", None)
+        if ws is None:
+            ws = self._local.workspace = {}
+        if ws.get(key[0], (None,))[0] != key:
+            arrays = {
+                name: self.xp.empty(shape, dtype=dt)
+                for name, (shape, dt) in shapes.items()
+            }
+            ws[key[0]] = (key, arrays)
+        return ws[key[0]][1]
+
+    # -- the batch gather -------------------------------------------------
+    def scaled_rows(self, images, rows, scale, dtype):
+        """``images[rows] / scale`` in one launch, or None.
+
+        images: (N, D) uint8 C-contiguous; rows: (B,) integer device indices
+        (wrapped into [0, N) as CuPy's indexing does); dtype float32/float64.
+        -> (B, D) of dtype, the division in float32 as in
+        ``Backend.scaled_rows``.
+        """
+        xp, dtype = self.xp, np.dtype(dtype)
+        if (
+            dtype.name not in DTYPE_SUFFIX
+            or images.dtype != np.uint8
+            or images.ndim != 2
+            or not images.flags.c_contiguous
+            or images.shape[0] == 0
+            or isinstance(rows, slice)
+            or getattr(rows, "ndim", None) != 1
+            or rows.dtype.kind not in "iu"
+            or type(rows).__module__.split(".")[0] == "numpy"
+        ):
+            return None
+        if rows.dtype != np.int64 or not rows.flags.c_contiguous:
+            rows = xp.ascontiguousarray(rows, dtype=np.int64)
+        b, d = rows.shape[0], images.shape[1]
+        out = xp.empty((b, d), dtype=dtype)
+        if b and d:
+            self._launch(
+                "gather.cu",
+                f"gather_scaled_u8_{DTYPE_SUFFIX[dtype.name]}",
+                b * d,
+                images,
+                rows,
+                out,
+                np.int64(b),
+                np.int64(d),
+                np.int64(images.shape[0]),
+                np.float32(scale),
+            )
+        return out
+
+    # -- the SGD step -----------------------------------------------------
+    def sgd_step(self, params, x, t, lr, activation):
+        """One SGD step of TwoLayerNet, params updated in place, or None.
+
+        params: W1 (D, H), b1 (H,), W2 (H, C), b2 (C,), C-contiguous,
+        float32 or float64; x: (N, ...) flattened to (N, D) (cast to the
+        params' dtype if it is not already: one more launch); t: (N,)
+        integer labels or (N, C) one-hot. -> the mean loss before the
+        update, a 0-d device array of the params' dtype. A label outside
+        [-C, C) makes the loss NaN and its row adds nothing to the update
+        (a kernel cannot raise; the trainer stops on the NaN loss).
+        """
+        xp = self.xp
+        dtype = _float_dtype(params)
+        if dtype is None or activation not in ("relu", "sigmoid") or x.ndim < 1:
+            return None
+        W1, b1, W2, b2 = (params[k] for k in ("W1", "b1", "W2", "b2"))
+        n = x.shape[0]
+        (d, m), c = W1.shape, W2.shape[1]
+        if n == 0 or x.size != n * d:
+            return None
+        x = x.reshape(n, d)
+        if x.dtype != dtype or not x.flags.c_contiguous:
+            x = xp.ascontiguousarray(x, dtype=dtype)
+        labels, onehot = self._targets(t, n, c, dtype)
+        if labels is None and onehot is None:
+            return None
+        f64 = np.float64
+        ws = self._scratch(
+            ("step", n, d, m, c, dtype.name),
+            {
+                "h": ((n, m), dtype),
+                "da1": ((n, m), dtype),
+                "dy": ((n, c), dtype),
+                "loss_rows": ((n,), f64),
+            },
+        )
+        loss = xp.empty((), dtype=dtype)
+        suffix, T = DTYPE_SUFFIX[dtype.name], dtype.type
+        sizes = (np.int64(n), np.int64(m), np.int64(c))
+        self._gemm("N", "N", x, W1, ws["h"])
+        self._launch(
+            "two_layer_step.cu",
+            f"step_rows_{suffix}",
+            n,
+            ws["h"],
+            b1,
+            W2,
+            b2,
+            self._placeholder(np.int64) if labels is None else labels,
+            self._placeholder(dtype) if onehot is None else onehot,
+            ws["dy"],
+            ws["da1"],
+            ws["loss_rows"],
+            *sizes,
+            np.int64(onehot is not None),
+            np.int64(activation == "sigmoid"),
+            T(1.0 / n),
+        )
+        # W1 <- W1 - lr * x.T @ da1 in one product (cuBLAS's beta = 1).
+        self._gemm("T", "N", x, ws["da1"], W1, alpha=-float(lr), beta=1.0)
+        self._launch(
+            "two_layer_step.cu",
+            f"step_update_{suffix}",
+            m * c + m + c + 1,
+            ws["h"],
+            ws["dy"],
+            ws["da1"],
+            ws["loss_rows"],
+            W2,
+            b1,
+            b2,
+            loss,
+            *sizes,
+            T(lr),
+        )
+        return loss
+
+    def _targets(self, t, n: int, c: int, dtype):
+        """(int64 labels (N,) or None, one-hot (N, C) of dtype or None)."""
+        xp = self.xp
+        if t.shape == (n,) and t.dtype.kind in "iu":
+            if t.dtype != np.int64 or not t.flags.c_contiguous:
+                t = xp.ascontiguousarray(t, dtype=np.int64)
+            return t, None
+        if t.shape == (n, c) and t.dtype.kind == "f":
+            if t.dtype != dtype or not t.flags.c_contiguous:
+                t = xp.ascontiguousarray(t, dtype=dtype)
+            return None, t
+        return None, None
+
+    # -- the evaluation ---------------------------------------------------
+    def count_correct(self, params, x, t, activation, chunk: int = EVAL_CHUNK):
+        """Rows of x classified as t, and whether some hidden unit fired; or None.
+
+        x: (N, D) of the params' dtype, C-contiguous; t: (N,) integer labels
+        or (N, C) one-hot (its arg-max, one more launch). -> ``(int, bool)``
+        after one device-to-host copy. Always True for sigmoid.
+        """
+        xp = self.xp
+        dtype = _float_dtype(params)
+        if (
+            dtype is None
+            or activation not in ("relu", "sigmoid")
+            or x.dtype != dtype
+            or x.ndim != 2
+            or not x.flags.c_contiguous
+            or x.shape[0] == 0
+            or x.shape[1] != params["W1"].shape[0]
+        ):
+            return None
+        W1, b1, W2, b2 = (params[k] for k in ("W1", "b1", "W2", "b2"))
+        n, m, c = x.shape[0], W1.shape[1], W2.shape[1]
+        if t.shape == (n,) and t.dtype.kind in "iu":
+            labels = t
+        elif t.shape == (n, c):
+            labels = xp.argmax(t, axis=1)
+        else:
+            return None
+        if labels.dtype != np.int64 or not labels.flags.c_contiguous:
+            labels = xp.ascontiguousarray(labels, dtype=np.int64)
+        rows = min(n, chunk)
+        h = self._scratch(("eval", rows, m, dtype.name), {"h": ((rows, m), dtype)})["h"]
+        counts = xp.zeros(2, dtype=np.uint64)
+        name = f"count_correct_{DTYPE_SUFFIX[dtype.name]}"
+        for start in range(0, n, chunk):
+            stop = min(n, start + chunk)
+            hc = h[: stop - start]
+            self._gemm("N", "N", x[start:stop], W1, hc)
+            self._launch(
+                "two_layer_eval.cu",
+                name,
+                stop - start,
+                hc,
+                b1,
+                W2,
+                b2,
+                labels[start:stop],
+                counts,
+                np.int64(stop - start),
+                np.int64(m),
+                np.int64(c),
+                np.int64(activation == "sigmoid"),
+            )
+        correct, fired = (int(v) for v in xp.asnumpy(counts))  # the one copy
+        return correct, activation == "sigmoid" or fired > 0
+
+    def numerical_gradient(self, params, x, t, activation) -> dict | None:
+        """Central-difference gradients of TwoLayerNet's loss, or None: see
+        :func:`backend.cupy.numgrad.numerical_gradient`."""
+        return numgrad.numerical_gradient(self, params, x, t, activation)

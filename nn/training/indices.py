@@ -1,0 +1,70 @@
+"""A run's random batch indices: the host generator's draws, on the device in blocks.
+
+Every backend draws the same indices from the same host generator, one
+``rng.integers(train_size, size=batch_size)`` per step (the book's
+``np.random.choice`` makes the same draws), so runs are reproducible across
+backends and a checkpoint's generator state is exact at any iteration. On a
+device backend, copying each step's 100 indices would be one host-to-device
+copy per step; instead a copy of the generator draws the next
+``block_steps`` steps ahead, they go to the device in one copy, and each step
+takes its row of that block (a view: no launch, no copy). The generator
+itself still advances one draw per step on the host, so its state never runs
+ahead of the iteration.
+"""
+
+from __future__ import annotations
+
+import copy
+
+__all__ = ["BatchIndices"]
+
+
+class BatchIndices:
+    """``next()`` -> the step's (batch_size,) int64 indices on ``backend``.
+
+    Parameters
+    ----------
+    backend : Backend
+        Host backends get the host array; device backends a row of the block.
+    rng : numpy.random.Generator
+        The run's generator (also the one a checkpoint saves).
+    train_size, batch_size : int
+    block_steps : int
+        Steps per upload on a device backend (the trainer: one epoch).
+    """
+
+    def __init__(self, backend, rng, train_size: int, batch_size: int, block_steps):
+        self.backend = backend
+        self.rng = rng
+        self.train_size = train_size
+        self.batch_size = batch_size
+        self.block_steps = max(1, int(block_steps))
+        self._block = None
+        self._pos = 0
+
+    def next(self):
+        if not self.backend.on_host and (
+            self._block is None or self._pos == self.block_steps
+        ):
+            self._refill()
+        # The real generator, exactly as on the CPU (a host call, no copy).
+        idx = self.rng.integers(self.train_size, size=self.batch_size)
+        if self.backend.on_host:
+            return idx
+        row = self._block[self._pos]
+        self._pos += 1
+        return row
+
+    def reset(self) -> None:
+        """Forget the block drawn ahead (after the generator's state was set)."""
+        self._block = None
+
+    def _refill(self) -> None:
+        ahead = copy.deepcopy(self.rng)  # the same state: the same next draws
+        rows = [
+            ahead.integers(self.train_size, size=self.batch_size)
+            for _ in range(self.block_steps)
+        ]
+        # One (block_steps, batch_size) int64 copy to the device.
+        self._block = self.backend.asarray(rows, dtype="int64")
+        self._pos = 0
