@@ -7,7 +7,7 @@ reuses the work the perturbation cannot change:
 * ``W1[i, j]`` moves only hidden unit j, and only for the samples whose pixel i
   is non-zero; the affine output is updated exactly, a1 + x_i·(±h) (the affine
   map is linear in its weights), then the activation, the second affine layer,
-  softmax and the cross-entropy with its 1e-7 are evaluated in full for those
+  softmax and the cross-entropy with its 1e-7 are evaluated for those
   samples. Pixels of one sample with equal values give equal perturbed losses,
   so each distinct non-zero value of a sample is evaluated once.
 * ``b1[j]`` is the same with an input of 1 for every sample.
@@ -18,6 +18,34 @@ both sides, so they cancel in L(+) - L(-) and are not evaluated. Perturbed
 losses are evaluated in float64 whatever the parameter dtype (a float32 central
 difference with h = 1e-4 is mostly rounding noise); gradients come back in the
 parameter dtype. Parameters are only read.
+
+Identities used (each exact in real arithmetic, so only the rounding of a
+perturbed loss changes, by a few ulp: measured below 1e-12 on the gradient,
+against the 1e-8 the tests require; no derivative, series or approximation
+of any function of the network is involved):
+
+1. softmax(s) = exp(s - m) / sum exp(s - m) for every m: the perturbed scores
+   are exponentiated with the *unperturbed* row maximum m (the network's own
+   shift is the perturbed maximum). Exact by exp(a - b) = exp(a) / exp(b),
+   the 1 / exp(m - m') cancelling between numerator and denominator; safe
+   because score - m <= |dz·W2| is far below exp's overflow.
+2. Sigmoid: exp(-(a ± v·h)) = exp(-a)·exp(∓v·h) (and exp(a ± v·h) =
+   exp(a)·exp(±v·h) in the e / (1 + e) form used for a < 0), the law
+   exp(x + y) = exp(x)·exp(y). exp(-|a|) is one array for the batch and
+   exp(±v·h) one per entry, shared by all hidden units. Which of the two
+   algebraically equal forms of ``nn.functions.sigmoid`` is used is chosen by
+   the sign of a instead of a ± v·h; both are the same function and both keep
+   every exponential below exp(v·h).
+3. ReLU: where a > 0 and a ± v·h > 0, relu(a ± v·h) - relu(a) = ±v·h (both
+   arguments are positive, where relu is the identity), so score c moves by
+   ±v·h·W2[j, c] and exp(score_c - m ± v·h·W2[j, c]) = exp(score_c - m)·
+   exp(±v·h·W2[j, c]): the second factor is one exponential per distinct
+   input value, class, sign and unit, shared by every sample with that value.
+   Where a <= 0 and a ± v·h <= 0 the output stays 0 and the loss is the
+   unperturbed one. Pre-activations that cross zero are evaluated in full.
+4. ``W2``, ``b2``: see ``output_loss_differences`` (the book's softmax of the
+   moved scores, evaluated in full here; the Numba kernel applies 1 as
+   exp(score_c - m ± s) = exp(score_c - m)·exp(±s)).
 """
 
 from __future__ import annotations
@@ -137,7 +165,16 @@ def sample_losses(batch: Batch, scores, rows):
     top = scores[0].copy()
     for s_c in scores[1:]:
         xp.maximum(top, s_c, out=top)
-    e = xp.exp(scores - top)
+    return losses_from_exp(batch, xp.exp(scores - top), rows)
+
+
+def losses_from_exp(batch: Batch, e, rows):
+    """``sample_losses`` from e = exp(scores - m), any m common to a sample's
+    classes (softmax is unchanged by a common shift). e is overwritten.
+
+    e: (C, ..., P) float64 -> (..., P).
+    """
+    xp = batch.xp
     total = e[0].copy()
     for e_c in e[1:]:
         total += e_c
@@ -145,15 +182,67 @@ def sample_losses(batch: Batch, scores, rows):
         flat = e.reshape(e.shape[0], -1, rows.shape[0])
         e_t = flat[batch.labels[rows], :, xp.arange(rows.shape[0])].T
         y_t = e_t.reshape(total.shape) / total
-        return -batch.label_weight[rows] * xp.log(y_t + CE_DELTA)
+        y_t += CE_DELTA
+        return -batch.label_weight[rows] * xp.log(y_t, out=y_t)
     target = batch.target[rows].T.reshape((-1,) + (1,) * (total.ndim - 1) + rows.shape)
-    return -xp.sum(target * xp.log(e / total + CE_DELTA), axis=0)
+    e /= total
+    e += CE_DELTA
+    return -xp.sum(target * xp.log(e, out=e), axis=0)
+
+
+def _sigmoid_moves(xp, a, g, z, up, down):
+    """sigmoid(a ± v·h) - sigmoid(a) from a, g = exp(-|a|), z = sigmoid(a)
+    (b, P) and up/down = exp(±v·h) (P,). -> (2, b, P).
+
+    exp(-(a ± v·h)) = exp(-a)·exp(∓v·h), and for a < 0 the overflow-free form
+    e / (1 + e) with e = exp(a)·exp(±v·h): the two forms of
+    ``nn.functions.sigmoid``, chosen by the sign of a (either is the same
+    function; the choice only keeps every exponential below exp(v·h)).
+    """
+    pos = a >= 0
+    u = xp.stack([xp.where(pos, down, up), xp.where(pos, up, down)]) * g
+    return xp.where(pos, 1.0, u) / (1.0 + u) - z
+
+
+def _relu_losses(batch: Batch, r, js, pieces, values, uniq, which):
+    """Per-sample losses (2, b, P) of the ReLU network with unit j's
+    pre-activation a moved to a ± v·h; pieces: a, z (M, P) of samples r,
+    e (C, P) their exp(score - m), shifted (C, N) all scores minus m.
+
+    Where a > 0 and a ± v·h > 0, relu(a ± v·h) - relu(a) = ±v·h exactly, so
+    exp(score_c - m ± v·h·W2[j, c]) = exp(score_c - m)·exp(±v·h·W2[j, c]),
+    the second factor one per distinct value v (``uniq``, ``which`` (P,) each
+    entry's), class and unit. Where a <= 0 and a ± v·h <= 0 the output stays
+    0 and the loss is the unperturbed one; the few that cross zero are
+    evaluated in full.
+    """
+    xp = batch.xp
+    a_r, z_r, e_r, shifted = pieces
+    w = batch.W2[js].T  # (C, b)
+    step = xp.stack([uniq * H, -(uniq * H)])  # (2, U)
+    f = xp.exp(step[None, :, None, :] * w[:, None, :, None])  # (C, 2, b, U)
+    e = f[..., which] * e_r[:, None, None, :]
+    loss = losses_from_exp(batch, e, r)
+    a = a_r[js]  # (b, P)
+    moved_a = a[None] + xp.stack([values * H, -(values * H)])[:, None, :]
+    linear = (a > 0)[None] & (moved_a > 0)
+    still = (a <= 0)[None] & (moved_a <= 0)
+    loss = xp.where(still, batch.base[r], loss)
+    crossing = xp.nonzero(~(linear | still))
+    if crossing[0].shape[0]:
+        z = batch.act(moved_a[crossing]) - z_r[js][crossing[1:]]
+        rc = r[crossing[2]]
+        scores = shifted[:, rc] + z * w[:, crossing[1]]
+        loss[crossing] = losses_from_exp(batch, xp.exp(scores), rc)
+    return loss
 
 
 def hidden_loss_differences(batch: Batch, rows, values, chunk: int):
     """l(+) - l(-) of each sample ``rows`` (P,) when unit j's pre-activation
     moves by ±values·h (the change an input of that value makes), for every j.
 
+    Scores are exponentiated as exp(score - m) with m the unperturbed row
+    maximum (the same softmax; score - m <= |dz·W2| keeps exp in range).
     -> (M, P) float64.
     """
     xp = batch.xp
@@ -162,19 +251,27 @@ def hidden_loss_differences(batch: Batch, rows, values, chunk: int):
     out = xp.empty((m, p))
     width = min(p, max(1, chunk // (2 * c)))  # samples per chunk
     block = max(1, chunk // (2 * width * c))  # hidden units per chunk
+    shifted_all = (batch.a2 - batch.a2.max(axis=1, keepdims=True)).T  # (C, N)
     for p0 in range(0, p, width):
         ps = slice(p0, min(p, p0 + width))
-        r = rows[ps]
-        step = values[ps] * H
-        a1, z1, a2 = batch.a1[r].T, batch.z1[r].T, batch.a2[r].T  # (M|C, P)
+        r, v = rows[ps], values[ps]
+        a_r, z_r, shifted = batch.a1[r].T, batch.z1[r].T, shifted_all[:, r]
+        if batch.activation == "relu":
+            uniq, which = xp.unique(v, return_inverse=True)
+            pieces = (a_r, z_r, batch.e_base[r].T, shifted_all)
+        else:
+            up, down, g_r = xp.exp(v * H), xp.exp(-(v * H)), batch.g[r].T
         for j0 in range(0, m, block):
             js = slice(j0, min(m, j0 + block))
-            pre = a1[None, js] + xp.stack([step, -step])[:, None, :]  # (2, b, P)
-            dz = batch.act(pre) - z1[None, js]
-            # The second affine layer at the new activation: only unit j's
-            # term of the sum moves.
-            scores = a2[:, None, None, :] + dz[None] * batch.W2[js].T[:, None, :, None]
-            loss = sample_losses(batch, scores, r)  # (2, b, P)
+            if batch.activation == "relu":
+                loss = _relu_losses(batch, r, js, pieces, v, uniq, which)
+            else:
+                dz = _sigmoid_moves(xp, a_r[js], g_r[js], z_r[js], up, down)
+                # The second affine layer at the new activation: only unit
+                # j's term of each score moves, by dz·W2[j, c].
+                e = dz[None] * batch.W2[js].T[:, None, :, None]
+                e += shifted[:, None, None, :]
+                loss = losses_from_exp(batch, xp.exp(e, out=e), r)  # (2, b, P)
             out[js, ps] = loss[0] - loss[1]
     return out
 
@@ -186,6 +283,8 @@ def output_loss_differences(batch: Batch, shift, chunk: int):
     shift: (K, N) float64 -> (K, C, N) float64.
     """
     xp = batch.xp
+    if batch.labels is not None:
+        return _labelled_output_differences(batch, shift)
     k_total, n = shift.shape
     c = batch.a2.shape[1]
     eye = xp.eye(c)
@@ -203,6 +302,35 @@ def output_loss_differences(batch: Batch, shift, chunk: int):
         loss = sample_losses(batch, scores, rows)
         out[ks] = loss[0] - loss[1]
     return out
+
+
+def _labelled_output_differences(batch: Batch, shift):
+    """``output_loss_differences`` where each sample has one target class.
+
+    With the unperturbed row maximum m as softmax's shift (identity 1 of the
+    module docstring), exp(score_c ± s - m) = exp(score_c - m)·exp(±s) and
+    every other class keeps its unperturbed exp(score - m): two exponentials
+    per (k, n), shared by the C classes. -> (K, C, N).
+    """
+    xp = batch.xp
+    n = shift.shape[1]
+    e = xp.exp(batch.a2 - batch.a2.max(axis=1, keepdims=True)).T  # (C, N)
+    c = e.shape[0]
+    # The other classes' sum, added directly (never a total minus a term).
+    others = xp.zeros_like(e)
+    for k in range(c):
+        for k2 in range(c):
+            if k2 != k:
+                others[k] += e[k2]
+    factor = xp.exp(xp.stack([shift, -shift]))  # (2, K, N)
+    e_moved = e[None, None] * factor[:, :, None, :]  # (2, K, C, N)
+    labels = batch.labels
+    e_label = e[labels, xp.arange(n)]  # (N,)
+    is_label = xp.arange(c)[:, None] == labels[None, :]  # (C, N)
+    y = xp.where(is_label, e_moved, e_label) / (others + e_moved)
+    y += CE_DELTA
+    loss = -batch.label_weight * xp.log(y, out=y)
+    return loss[0] - loss[1]
 
 
 def _segment_sum(xp, values, keys, size: int):
@@ -245,6 +373,12 @@ def two_layer_numerical_gradient(
     n, (d, m) = batch.n, batch.W1.shape
     scale = 1.0 / (n * 2 * H)  # L = sum / N, then (L(+) - L(-)) / 2h
 
+    shifted = (batch.a2 - batch.a2.max(axis=1, keepdims=True)).T  # (C, N)
+    if activation == "sigmoid":
+        batch.g = xp.exp(-xp.abs(batch.a1))  # as nn.functions.sigmoid
+    else:
+        batch.e_base = xp.exp(shifted).T  # (N, C)
+        batch.base = losses_from_exp(batch, xp.exp(shifted), xp.arange(n))
     rows, values, pixel, entry = distinct_inputs(xp, batch.x)
     diffs = hidden_loss_differences(batch, rows, values, chunk)
     gW1 = _segment_sum(xp, diffs.T[entry], pixel, d) * scale

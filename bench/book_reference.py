@@ -1,4 +1,4 @@
-"""The book's chapter 5 network, transcribed in plain NumPy: the baseline.
+"""The book's chapter 4 and 5 networks, transcribed in plain NumPy: the baselines.
 
 This follows the operations of the book's reference code (``common/layers.py``,
 ``common/functions.py``, ``common/gradient.py``, ``ch05/two_layer_net.py`` and
@@ -190,6 +190,39 @@ class BookTwoLayerNet:
         for key in ("W1", "b1", "W2", "b2"):
             self.params[key] -= learning_rate * grad[key]
         return self.lastLayer.loss
+
+
+def sigmoid(x):
+    return 1 / (1 + np.exp(-x))
+
+
+class BookSigmoidNet:
+    """Chapter 4's ``TwoLayerNet`` (``ch04/two_layer_net.py``): sigmoid, then
+    softmax and the cross-entropy as functions, its gradient by the book's
+    ``numerical_gradient`` loop. Weights as ``BookTwoLayerNet`` draws them.
+    """
+
+    def __init__(
+        self, input_size, hidden_size, output_size, weight_init_std=0.01, seed=0
+    ):
+        self.params = BookTwoLayerNet(
+            input_size, hidden_size, output_size, weight_init_std, seed=seed
+        ).params
+
+    def predict(self, x):
+        W1, W2 = self.params["W1"], self.params["W2"]
+        b1, b2 = self.params["b1"], self.params["b2"]
+        z1 = sigmoid(np.dot(x, W1) + b1)
+        return softmax(np.dot(z1, W2) + b2)
+
+    def loss(self, x, t):
+        return cross_entropy_error(self.predict(x), t)
+
+    def numerical_gradient(self, x, t):
+        def loss_W(W):
+            return self.loss(x, t)
+
+        return {k: numerical_gradient(loss_W, self.params[k]) for k in self.params}
 
 
 def one_hot(labels: np.ndarray, classes: int = 10) -> np.ndarray:

@@ -14,6 +14,8 @@ Plot a ``--benchmark-json`` file with ``bench/plot_numgrad_scaling.py``.
 
 from __future__ import annotations
 
+import os
+
 import benchkit
 import numpy as np
 import pytest
@@ -24,8 +26,11 @@ HIDDEN_SIZES = (50, 100, 200, 400)
 BATCH_SIZES = benchkit.FULL_BATCH_SWEEP  # (10, 100, 1000)
 METHODS = ("loop", "fast", "backprop")
 DTYPE = "float64"
-#: Longest textbook-loop call that is timed for real (estimated beforehand).
-LOOP_BUDGET_SECONDS = 40.0
+#: Longest textbook-loop call that is timed for real (estimated beforehand);
+#: ``XPNET_BENCH_LOOP_BUDGET`` overrides it (0: every loop point estimated,
+#: for a quick sweep on a busy machine, where the loop's many small BLAS calls
+#: slow down far more than the fast paths do).
+LOOP_BUDGET_SECONDS = float(os.environ.get("XPNET_BENCH_LOOP_BUDGET", "40"))
 #: Seconds of one forward pass per sample and parameter-count unit, measured on
 #: this machine, used only to decide whether the real loop fits the budget.
 _FORWARD_SECONDS_PER_MAC = 5e-11

@@ -1,27 +1,27 @@
 """Fast numerical gradient of the two-layer network, compiled with Numba.
 
-The same central differences as ``backend.numgrad`` (read its docstring for
-what is reused and why that is exact), run in parallel over parameters: each
-thread owns whole columns of ``W1`` and its own scratch arrays, so no two
-threads write to the same place. For one column j, jitted loops build every
-perturbed sample's scores in one pass; the exponentials and logs of all of
-them then go through NumPy's vectorised ufuncs in one call each (several
-times faster than scalar libm calls in a compiled loop); jitted loops finish
-the softmax, the cross-entropy and the sums. Both the jitted stages (``nogil``)
-and the ufuncs release the GIL, so a plain thread pool keeps every core busy.
-Perturbing one logit (``W2``, ``b2``) reuses the other logits' exponentials
-whenever the row maximum is unchanged: one exponential and a log per sample.
+The same central differences as ``backend.numgrad``, with the same exact
+identities (read its docstring: the unperturbed row maximum as softmax's
+shift, exp(x + y) = exp(x)·exp(y) for the sigmoid's exp(-(a ± v·h)) and for
+the ReLU net's shared factors exp(±v·h·W2[j, c]), relu(a ± v·h) - relu(a) =
+±v·h where both are positive). The first layer's perturbed losses are in
+``backend.numba.numgrad_hidden``, parallel over hidden units. Perturbing one logit
+(``W2[j, c]``, ``b2[c]``) by ±s keeps the row maximum m as the shift, so
+exp(score_c ± s - m) = exp(score_c - m)·exp(±s): two exponentials per sample
+and unit, shared by all its classes, and the other classes' terms are the
+unperturbed ones. Every exp and log of a perturbed loss goes through glibc's
+vector functions (``backend.numba.mvec``), four at a time; no fastmath anywhere.
 """
 
 from __future__ import annotations
-
-from concurrent.futures import ThreadPoolExecutor
 
 import numba as nb
 import numpy as np
 
 from backend.constants import CE_DELTA, H
-from backend.numgrad import Batch, distinct_inputs
+from backend.numba.mvec import vlog
+from backend.numba.numgrad_hidden import relu_differences, sigmoid_differences
+from backend.numgrad import Batch
 
 _JIT = {"cache": True, "nogil": True}
 
@@ -37,6 +37,29 @@ def _matmul(a, b):
                 for j in range(b.shape[1]):
                     out[n, j] += a[n, k] * b[k, j]
     return out
+
+
+@nb.njit(**_JIT)
+def _distinct_inputs(x):
+    """``backend.numgrad.distinct_inputs(np, x, by_pixel=False)``, compiled
+    and sorting only the non-zero values: each sample's distinct non-zero
+    values in increasing order, rows (P,), values (P,), and per non-zero pixel
+    its column (E,) and entry (E,)."""
+    n, d = x.shape
+    rows, values = np.empty(n * d, dtype=np.int64), np.empty(n * d)
+    pixel, entry = np.empty(n * d, dtype=np.int64), np.empty(n * d, dtype=np.int64)
+    p = e = 0
+    for i in range(n):
+        first = p
+        cols = np.flatnonzero(x[i])
+        for k in cols[np.argsort(x[i][cols])]:
+            v = x[i, k]
+            if p == first or v != values[p - 1]:
+                rows[p], values[p] = i, v
+                p += 1
+            pixel[e], entry[e] = k, p - 1
+            e += 1
+    return rows[:p], values[:p], pixel[:e], entry[:e]
 
 
 @nb.njit(**_JIT)
@@ -87,181 +110,86 @@ def _base_losses(a2, t_ptr, t_col, t_val):
     return loss, top, e, top_without, total_without
 
 
-@nb.njit(**_JIT)
-def _pre_activations(a1, j, rows, values, pre, arg):
-    """Unit j's pre-activation for each entry q moved up (pre[2q]) and down
-    (pre[2q + 1]) by values[q]·h, and the sigmoid's exponent -|pre| in arg."""
-    for q in range(rows.shape[0]):
-        step = values[q] * H  # x_i·(W1[i, j] ± h) - x_i·W1[i, j]
-        pre[2 * q] = a1[rows[q], j] + step
-        pre[2 * q + 1] = a1[rows[q], j] - step
-    for k in range(pre.shape[0]):
-        arg[k] = -abs(pre[k])
-
-
-@nb.njit(**_JIT)
-def _moved_scores(pre, exp_arg, sigmoid, j, rows, z1, a2, W2, scores, moved):
-    """Scores minus their row maximum for each perturbed sample whose unit j
-    output changes; ``moved[k]`` says which. -> rows of ``scores`` written."""
-    count = 0
-    w = W2[j]
-    for k in range(pre.shape[0]):
-        n, a = rows[k >> 1], pre[k]
-        if sigmoid:  # nn.functions.sigmoid, with exp_arg = exp(-|a|)
-            e = exp_arg[k]
-            z = 1.0 / (1.0 + e) if a >= 0 else e / (1.0 + e)
-        else:  # the Relu layer
-            z = 0.0 if a <= 0 else a
-        dz = z - z1[n, j]
-        moved[k] = dz != 0.0  # else everything after the unit is unchanged
-        if dz == 0.0:
-            continue
-        # The second affine layer at the new activation: only unit j's term
-        # of the sum moves.
-        top = -np.inf
-        for c in range(a2.shape[1]):
-            s_c = a2[n, c] + dz * w[c]
-            scores[count, c] = s_c
-            top = max(top, s_c)
-        for c in range(a2.shape[1]):
-            scores[count, c] -= top
-        count += 1
-    return count
-
-
-@nb.njit(**_JIT)
-def _probabilities(e, moved, rows, t_ptr, t_col, out):
-    """y_c + 1e-7 = e_c / sum(e) + 1e-7 of each moved sample's target classes,
-    in order, from e = exp(scores - max). -> entries of ``out`` written."""
-    i = r = 0
-    for k in range(moved.shape[0]):
-        if moved[k]:
-            n = rows[k >> 1]
-            total = 0.0
-            for c in range(e.shape[1]):
-                total += e[r, c]
-            for kk in range(t_ptr[n], t_ptr[n + 1]):
-                out[i] = e[r, t_col[kk]] / total + CE_DELTA
-                i += 1
-            r += 1
+@nb.njit(**_JIT, inline="always")
+def _logit_probabilities(n, c, e_c, e_base, total_without, tgt, probs, i):
+    """y + 1e-7 of sample n's target classes when its class-c exponential
+    becomes e_c, written from probs[i]. -> next i."""
+    t_ptr, t_col, _ = tgt
+    total = total_without[n, c] + e_c
+    for k in range(t_ptr[n], t_ptr[n + 1]):
+        col = t_col[k]
+        probs[i] = (e_c if col == c else e_base[n, col]) / total + CE_DELTA
+        i += 1
     return i
 
 
-@nb.njit(**_JIT)
-def _accumulate(log_p, moved, rows, base, t_ptr, t_val, pixel, entry, j, gW1_t, gb1):
-    """Cross-entropy of each perturbed sample from log(y + 1e-7), l(+) - l(-)
-    per entry, summed into row j of W1.T (through pixel/entry) and, for the
-    last N entries (input 1), into b1[j]."""
-    i = 0
-    diff = np.empty(rows.shape[0])
-    for q in range(rows.shape[0]):
-        n = rows[q]
-        plus = minus = base[n]
-        if moved[2 * q]:
-            plus = 0.0
-            for kk in range(t_ptr[n], t_ptr[n + 1]):
-                plus -= t_val[kk] * log_p[i]
-                i += 1
-        if moved[2 * q + 1]:
-            minus = 0.0
-            for kk in range(t_ptr[n], t_ptr[n + 1]):
-                minus -= t_val[kk] * log_p[i]
-                i += 1
-        diff[q] = plus - minus
-    for k in range(pixel.shape[0]):
-        gW1_t[j, pixel[k]] += diff[entry[k]]
-    acc = 0.0
-    for q in range(rows.shape[0] - base.shape[0], rows.shape[0]):
-        acc += diff[q]
-    gb1[j] = acc
-
-
-def _first_layer_columns(columns, ctx, gW1_t, gb1):
-    """W1[:, j] (as row j of gW1_t) and b1[j] sums for each j of ``columns``,
-    with this thread's own scratch. The exponentials and logs run through
-    NumPy's vectorised ufuncs, several times faster than scalar libm calls in
-    compiled loops."""
-    batch, rows, values, base, tgt, pixel, entry = ctx
-    t_ptr, t_col, t_val = tgt
-    sigmoid = batch.activation == "sigmoid"
-    size = 2 * rows.shape[0]
-    pre, arg = np.empty(size), np.empty(size)
-    moved = np.empty(size, dtype=np.bool_)
-    scores = np.empty((size, batch.a2.shape[1]))
-    probs = np.empty(size * int(np.max(np.diff(t_ptr))))
-    for j in columns:
-        _pre_activations(batch.a1, j, rows, values, pre, arg)
-        if sigmoid:
-            np.exp(arg, out=arg)
-        count = _moved_scores(
-            pre, arg, sigmoid, j, rows, batch.z1, batch.a2, batch.W2, scores, moved
-        )
-        np.exp(scores[:count], out=scores[:count])
-        used = _probabilities(scores, moved, rows, t_ptr, t_col, probs)
-        np.log(probs[:used], out=probs[:used])
-        _accumulate(probs, moved, rows, base, t_ptr, t_val, pixel, entry, j, gW1_t, gb1)
-
-
 @nb.njit(**_JIT, inline="always")
-def _logit_moved_loss(value, n, c, a2, pieces, tgt, s, e):
-    """Loss of sample n when its score c becomes ``value``."""
-    t_ptr, t_col, t_val = tgt
-    top, e_base, top_without, total_without = pieces
-    if max(top_without[n, c], value) == top[n]:
-        # Same row maximum: the other classes' exp terms are exactly the
-        # unperturbed ones, so only class c's is recomputed.
-        d = value - top[n]
-        e_c = 1.0 if d == 0.0 else np.exp(d)
-        total = total_without[n, c] + e_c
-        loss = 0.0
-        for k in range(t_ptr[n], t_ptr[n + 1]):
-            col = t_col[k]
-            y = (e_c if col == c else e_base[n, col]) / total
-            loss -= t_val[k] * np.log(y + CE_DELTA)
-        return loss
-    for k in range(a2.shape[1]):
-        s[k] = a2[n, k]
-    s[c] = value
-    return _sample_loss(s, n, t_ptr, t_col, t_val, e)
+def _cross_entropy(n, t_ptr, t_val, log_p, i):
+    """-sum_t w_t log(y_t + 1e-7) of sample n from log_p[i:]. -> loss, next i."""
+    loss = 0.0
+    for k in range(t_ptr[n], t_ptr[n + 1]):
+        loss -= t_val[k] * log_p[i]
+        i += 1
+    return loss, i
 
 
 @nb.njit(**_JIT, parallel=True)
-def _second_layer(a2, z1, pieces, tgt):
+def _second_layer(z1, e_base, total_without, tgt, scratch):
     """Sums over the batch of l(+) - l(-) for every W2[j, c] and b2[c].
 
+    W2[j, c] ± h moves score c of sample n by ±s, s = z1[n, j]·h (b2[c]:
+    s = h). With the unperturbed row maximum m kept (softmax is unchanged by
+    any common shift), exp(score_c ± s - m) = e_base[n, c]·exp(±s): two
+    exponentials per sample and unit, shared by its C classes; the other
+    classes' terms are e_base unchanged, their sum total_without[n, c].
     -> (M, C) and (C,), unscaled.
     """
-    n_total, c_total = a2.shape
+    t_ptr, _, t_val = tgt
+    n_total, c_total = e_base.shape
     m_total = z1.shape[1]
-    gW2 = np.zeros((m_total, c_total))
-    gb2 = np.zeros(c_total)
+    out = np.zeros((m_total + 1, c_total))
     for j in nb.prange(m_total + 1):  # row m_total stands for b2 (input 1)
-        s, e = np.empty(c_total), np.empty(c_total)
-        for c in range(c_total):
-            acc = 0.0
-            for n in range(n_total):
-                shift = H if j == m_total else z1[n, j] * H
-                if shift == 0.0:  # a silent unit: no score moves
-                    continue
-                plus = _logit_moved_loss(a2[n, c] + shift, n, c, a2, pieces, tgt, s, e)
-                minus = _logit_moved_loss(a2[n, c] - shift, n, c, a2, pieces, tgt, s, e)
-                acc += plus - minus
-            if j == m_total:
-                gb2[c] = acc
-            else:
-                gW2[j, c] = acc
-    return gW2, gb2
+        probs = np.empty(2 * n_total * c_total * scratch)
+        i = 0
+        for n in range(n_total):
+            shift = H if j == m_total else z1[n, j] * H
+            if shift == 0.0:  # a silent unit: no score moves
+                continue
+            up, down = np.exp(shift), np.exp(-shift)
+            for c in range(c_total):
+                e_c = e_base[n, c]
+                i = _logit_probabilities(
+                    n, c, e_c * up, e_base, total_without, tgt, probs, i
+                )
+                i = _logit_probabilities(
+                    n, c, e_c * down, e_base, total_without, tgt, probs, i
+                )
+        vlog(probs, i)
+        i = 0
+        for n in range(n_total):
+            if j < m_total and z1[n, j] * H == 0.0:
+                continue
+            for c in range(c_total):
+                plus, i = _cross_entropy(n, t_ptr, t_val, probs, i)
+                minus, i = _cross_entropy(n, t_ptr, t_val, probs, i)
+                out[j, c] += plus - minus
+    return out[:m_total], out[m_total]
 
 
-_pools: dict[int, ThreadPoolExecutor] = {}
-
-
-def _pool(workers: int) -> ThreadPoolExecutor:
-    """A process-wide pool of ``workers`` threads (the jitted stages and NumPy's
-    ufuncs release the GIL, so the threads really run in parallel)."""
-    if workers not in _pools:
-        _pools[workers] = ThreadPoolExecutor(workers, thread_name_prefix="numgrad")
-    return _pools[workers]
+@nb.njit(**_JIT, parallel=True)
+def _scatter(diff, pixel, entry, d, n_total):
+    """Row j of W1.T: the sum of diff[j, entry[k]] over each pixel's entries
+    k; b1[j]: the sum over the last N entries (input 1). -> (M, D), (M,)."""
+    m, p_total = diff.shape
+    gW1_t, gb1 = np.zeros((m, d)), np.zeros(m)
+    for j in nb.prange(m):
+        for k in range(pixel.shape[0]):
+            gW1_t[j, pixel[k]] += diff[j, entry[k]]
+        acc = 0.0
+        for q in range(p_total - n_total, p_total):
+            acc += diff[j, q]
+        gb1[j] = acc
+    return gW1_t, gb1
 
 
 def _sparse_targets(target):
@@ -270,6 +198,33 @@ def _sparse_targets(target):
     ptr = np.zeros(target.shape[0] + 1, dtype=np.int64)
     np.cumsum(np.bincount(rows, minlength=target.shape[0]), out=ptr[1:])
     return ptr, cols.astype(np.int64), target[rows, cols]
+
+
+def _differences(batch, activation, rows, values, top, e, base, tgt, scratch):
+    """diff (M, P): l(+) - l(-) of every entry for every hidden unit."""
+    shifted = batch.a2 - top[:, None]
+    if activation == "sigmoid":
+        g = np.exp(-np.abs(batch.a1))  # as nn.functions.sigmoid
+        step = values * H
+        up, down = np.exp(step), np.exp(-step)
+        return sigmoid_differences(
+            batch.a1, g, batch.z1, shifted, batch.W2, rows, up, down, tgt, scratch
+        )
+    uniq, which = np.unique(values, return_inverse=True)
+    return relu_differences(
+        batch.a1,
+        batch.z1,
+        shifted,
+        e,
+        batch.W2,
+        rows,
+        values,
+        uniq,
+        which.astype(np.int64),
+        base,
+        tgt,
+        scratch,
+    )
 
 
 def two_layer_numerical_gradient(params, x, t, activation: str, forward) -> dict:
@@ -284,25 +239,17 @@ def two_layer_numerical_gradient(params, x, t, activation: str, forward) -> dict
     batch = Batch(np, params, x, t, activation, forward, _matmul)
     tgt = _sparse_targets(batch.target)
     base, top, e, top_without, total_without = _base_losses(batch.a2, *tgt)
-    rows, values, pixel, entry = distinct_inputs(np, batch.x, by_pixel=False)
+    rows, values, pixel, entry = _distinct_inputs(batch.x)
     # b1[j] moves unit j as an input of 1 would: N more entries, one per sample.
     rows = np.concatenate([rows, np.arange(batch.n)])
     values = np.concatenate([values, np.ones(batch.n)])
-    ctx = (batch, rows, values, base, tgt, pixel, entry)
-    d, m = batch.W1.shape
-    gW1_t, gb1 = np.zeros((m, d)), np.zeros(m)
-    workers = max(1, min(nb.get_num_threads(), m))
-    # Each thread owns the columns j = k, k + workers, ... and their outputs.
-    jobs = [
-        _pool(workers).submit(
-            _first_layer_columns, range(k, m, workers), ctx, gW1_t, gb1
-        )
-        for k in range(workers)
-    ]
-    for job in jobs:
-        job.result()
-    pieces = (top, e, top_without, total_without)
-    gW2, gb2 = _second_layer(batch.a2, batch.z1, pieces, tgt)
+    scratch = int(np.max(np.diff(tgt[0])))  # most target entries of a sample
+    # Dynamic scheduling, one unit at a time: on a busy machine a thread that
+    # waits for a core takes fewer units instead of holding up the other.
+    with nb.parallel_chunksize(1):
+        diff = _differences(batch, activation, rows, values, top, e, base, tgt, scratch)
+    gW1_t, gb1 = _scatter(diff, pixel, entry, batch.W1.shape[0], batch.n)
+    gW2, gb2 = _second_layer(batch.z1, e, total_without, tgt, scratch)
     scale = 1.0 / (batch.n * 2 * H)  # L = sum / N, then (L(+) - L(-)) / 2h
     grads = {"W1": gW1_t.T, "b1": gb1, "W2": gW2, "b2": gb2}
     return {k: (g * scale).astype(params[k].dtype) for k, g in grads.items()}

@@ -95,12 +95,34 @@ def test_tiny_network_fast_equals_loop(backend, activation):
     assert _max_abs_diff(fast, loop) < TINY_ATOL
 
 
-def test_soft_targets_match_loop(backend):
+@pytest.mark.parametrize("activation", ["sigmoid", "relu"])
+def test_soft_targets_match_loop(backend, activation):
     """Target rows with several non-zero weights take the general path."""
-    net = _net(backend, (10, 4, 3), "sigmoid")
+    net = _net(backend, (10, 4, 3), activation)
     x = _inputs(backend, 5, 10, "some")
     t = np.random.default_rng(4).dirichlet(np.ones(3), 5)
     t = backend.asarray(t)
+    fast = net.numerical_gradient(x, t, method="fast")
+    loop = net.numerical_gradient(x, t, method="loop")
+    assert _max_abs_diff(fast, loop) < FLOAT64_ATOL
+
+
+@pytest.mark.parametrize("form", ["labels", "one-hot"])
+def test_relu_units_that_cross_zero_match_loop(backend, form):
+    """Pre-activations within v·h of zero, so that a perturbation switches the
+    unit on or off (the ReLU kernels evaluate those in full instead of by the
+    shared exp(±v·h·W2) factors): a = +-5e-5, a = 0 and a = -(h/2)·v."""
+    net = _net(backend, (12, 5, 3), "relu")
+    x = _inputs(backend, 6, 12, "some")
+    xh = B.to_numpy(x)
+    W1 = B.to_numpy(net.params["W1"])
+    a = xh @ W1  # without b1
+    # Unit j's bias puts sample n's pre-activation at the chosen value.
+    for j, (n, value) in enumerate([(0, 5e-5), (1, -5e-5), (2, 0.0), (3, -0.5e-4)]):
+        net.params["b1"][j] = backend.asarray(value - a[n, j])
+    pre = xh @ W1 + B.to_numpy(net.params["b1"])
+    assert np.sum(np.abs(pre) < 1e-4) >= 4  # crossings exist for b1 (input 1)
+    t = _targets(backend, 6, 3, form)
     fast = net.numerical_gradient(x, t, method="fast")
     loop = net.numerical_gradient(x, t, method="loop")
     assert _max_abs_diff(fast, loop) < FLOAT64_ATOL
