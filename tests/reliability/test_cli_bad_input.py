@@ -218,8 +218,10 @@ def prepare(ws, case_id: str, monkeypatch) -> tuple[list[str], int, str]:
     _, what, code, text = next(c for c in ENVIRONMENT_CASES if c[0] == case_id)
     argv = command_line(ws, {})
     if what == "device":
+        from backend.cupy import CuPyBackend  # the real CuPy, not the stand-in
+
         try:
-            B.get_backend("cupy")
+            CuPyBackend()
             pytest.skip("a usable GPU is present: --device cuda would work")
         except B.BackendUnavailableError:
             pass
