@@ -225,6 +225,9 @@ def prepare(ws, case_id: str, monkeypatch) -> tuple[list[str], int, str]:
             pytest.skip("a usable GPU is present: --device cuda would work")
         except B.BackendUnavailableError:
             pass
+        # The CLI runs in this process, whose registry may hold the tests'
+        # CuPy stand-in: make it find the real CuPy, as a user's process does.
+        monkeypatch.delitem(B._instances, "cupy", raising=False)
         argv = command_line(ws, {"device": "cuda"})
     elif what == "unwritable":
         if os.geteuid() == 0:  # root writes anywhere; /proc accepts no new folders
