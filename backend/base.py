@@ -7,6 +7,7 @@ it has a faster one. NumPy is imported here for host-side work only
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 
 import numpy as np
@@ -138,6 +139,13 @@ class Backend:
     # ``forward`` (where given) is the network's own activation function,
     # ``xp`` array -> ``xp`` array, for code written against ``xp``. A backend
     # never imports ``nn``.
+
+    def serial_blas(self):
+        """A context in which host BLAS calls run on the calling thread only,
+        for work whose own kernels already use every core (the training
+        loop's numerical step). A no-op here; the Numba backend limits
+        OpenBLAS, whose idle workers spin on the cores its kernels need."""
+        return contextlib.nullcontext()
 
     def two_layer_numerical_gradient(self, params, x, t, activation, forward) -> dict:
         """Fast kernel of ``TwoLayerNet.numerical_gradient``: the same central

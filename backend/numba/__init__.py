@@ -234,6 +234,12 @@ class NumbaBackend(Backend):
         """
         return super().numerical_gradient(f, x)
 
+    def serial_blas(self):
+        """BLAS on the calling thread (``backend.numba.blas`` says why)."""
+        from backend.numba.blas import serial_blas
+
+        return serial_blas()
+
     def two_layer_numerical_gradient(self, params, x, t, activation, forward):
         """The compiled, parameter-parallel kernel of :mod:`backend.numba.numgrad`;
         arguments and result as in :class:`backend.base.Backend`."""

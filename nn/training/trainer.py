@@ -197,8 +197,12 @@ class Trainer:
         idx = self.indices.next()
         x, t = self.batch(idx), self.t_train[idx]
         if self.config.grad == "numerical":
-            loss = self.backend.xp.array(self.net.loss(x, t))  # a copy: f is re-run
-            self.optimizer.update(self.net.params, self.net.numerical_gradient(x, t))
+            # The gradient's kernels use every core; BLAS workers woken by
+            # the loss's products would spin on them (backend.numba.blas).
+            with self.backend.serial_blas():
+                loss = self.backend.xp.array(self.net.loss(x, t))  # a copy
+                grads = self.net.numerical_gradient(x, t)
+            self.optimizer.update(self.net.params, grads)
             return loss
         return self.net.train_step(x, t, self.optimizer)
 

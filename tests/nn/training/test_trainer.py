@@ -318,6 +318,34 @@ def test_sigmoid_network_is_never_called_dead(data, backend):
     assert trainer.fit().iterations == 30
 
 
+def test_numerical_step_runs_loss_and_gradient_with_serial_blas(data, monkeypatch):
+    """The numerical step's products run inside backend.serial_blas(), so BLAS
+    workers do not spin on the cores the gradient's kernels use."""
+    import contextlib
+
+    a = quiet_trainer(data, grad="numerical", iters=3, hidden_size=4)
+    inside, events = [False], []
+
+    @contextlib.contextmanager
+    def serial_blas():
+        inside[0] = True
+        yield
+        inside[0] = False
+
+    monkeypatch.setattr(a.backend, "serial_blas", serial_blas)
+    for name in ("loss", "numerical_gradient"):
+        real = getattr(a.net, name)
+        monkeypatch.setattr(
+            a.net,
+            name,
+            lambda *args, _n=name, _f=real: events.append((_n, inside[0])) or _f(*args),
+        )
+    a.fit()
+    steps = [e for e in events if e[0] == "numerical_gradient"]
+    assert len(steps) == 3 and all(flag for _, flag in steps)
+    assert ("loss", True) in events
+
+
 def test_numerical_gradient_mode_uses_it_and_matches_backprop(data, monkeypatch):
     # Sigmoid: smooth, so central differences match backprop closely (a ReLU
     # kink within h of a pre-activation would not).
