@@ -185,29 +185,6 @@ def _base_losses(a2, t_ptr, t_col, t_val):
     return loss, top, e, top_without, total_without
 
 
-@nb.njit(**_JIT, inline="always")
-def _logit_probabilities(n, c, e_c, e_base, total_without, tgt, probs, i):
-    """y + 1e-7 of sample n's target classes when its class-c exponential
-    becomes e_c, written from probs[i]. -> next i."""
-    t_ptr, t_col, _ = tgt
-    total = total_without[n, c] + e_c
-    for k in range(t_ptr[n], t_ptr[n + 1]):
-        col = t_col[k]
-        probs[i] = (e_c if col == c else e_base[n, col]) / total + CE_DELTA
-        i += 1
-    return i
-
-
-@nb.njit(**_JIT, inline="always")
-def _cross_entropy(n, t_ptr, t_val, log_p, i):
-    """-sum_t w_t log(y_t + 1e-7) of sample n from log_p[i:]. -> loss, next i."""
-    loss = 0.0
-    for k in range(t_ptr[n], t_ptr[n + 1]):
-        loss -= t_val[k] * log_p[i]
-        i += 1
-    return loss, i
-
-
 @nb.njit(**_JIT, parallel=True)
 def _second_layer(z1, e_base, total_without, tgt, scratch):
     """Sums over the batch of l(+) - l(-) for every W2[j, c] and b2[c].
@@ -216,15 +193,18 @@ def _second_layer(z1, e_base, total_without, tgt, scratch):
     s = h). With the unperturbed row maximum m kept (softmax is unchanged by
     any common shift), exp(score_c ± s - m) = e_base[n, c]·exp(±s): two
     exponentials per sample and unit, shared by its C classes; the other
-    classes' terms are e_base unchanged, their sum total_without[n, c].
-    -> (M, C) and (C,), unscaled.
+    classes' terms are e_base unchanged, their sum total_without[n, c]. As
+    in the first layer, l(+) - l(-) = sum_t w_t log((p-_t + δ) / (p+_t + δ)),
+    one log per target entry. -> (M, C) and (C,), unscaled.
     """
-    t_ptr, _, t_val = tgt
+    t_ptr, t_col, t_val = tgt
     n_total, c_total = e_base.shape
     m_total = z1.shape[1]
     out = np.zeros((m_total + 1, c_total))
     for j in nb.prange(m_total + 1):  # row m_total stands for b2 (input 1)
-        probs = np.empty(2 * n_total * c_total * scratch)
+        ratio = np.empty(n_total * c_total * scratch)
+        weight = np.empty(ratio.size)
+        where = np.empty(ratio.size, dtype=np.int64)
         i = 0
         for n in range(n_total):
             shift = H if j == m_total else z1[n, j] * H
@@ -232,22 +212,19 @@ def _second_layer(z1, e_base, total_without, tgt, scratch):
                 continue
             up, down = np.exp(shift), np.exp(-shift)
             for c in range(c_total):
-                e_c = e_base[n, c]
-                i = _logit_probabilities(
-                    n, c, e_c * up, e_base, total_without, tgt, probs, i
-                )
-                i = _logit_probabilities(
-                    n, c, e_c * down, e_base, total_without, tgt, probs, i
-                )
-        vlog(probs, i)
-        i = 0
-        for n in range(n_total):
-            if j < m_total and z1[n, j] * H == 0.0:
-                continue
-            for c in range(c_total):
-                plus, i = _cross_entropy(n, t_ptr, t_val, probs, i)
-                minus, i = _cross_entropy(n, t_ptr, t_val, probs, i)
-                out[j, c] += plus - minus
+                e_up, e_down = e_base[n, c] * up, e_base[n, c] * down
+                t_up = total_without[n, c] + e_up
+                t_down = total_without[n, c] + e_down
+                for k in range(t_ptr[n], t_ptr[n + 1]):
+                    col = t_col[k]
+                    p_up = (e_up if col == c else e_base[n, col]) / t_up
+                    p_down = (e_down if col == c else e_base[n, col]) / t_down
+                    ratio[i] = (p_down + CE_DELTA) / (p_up + CE_DELTA)
+                    weight[i], where[i] = t_val[k], c
+                    i += 1
+        vlog(ratio, i)
+        for q in range(i):
+            out[j, where[q]] += weight[q] * ratio[q]
     return out[:m_total], out[m_total]
 
 
