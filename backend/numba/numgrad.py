@@ -4,13 +4,24 @@ The same central differences as ``backend.numgrad``, with the same exact
 identities (read its docstring: the unperturbed row maximum as softmax's
 shift, exp(x + y) = exp(x)·exp(y) for the sigmoid's exp(-(a ± v·h)) and for
 the ReLU net's shared factors exp(±v·h·W2[j, c]), relu(a ± v·h) - relu(a) =
-±v·h where both are positive). The first layer's perturbed losses are in
-``backend.numba.numgrad_hidden``, parallel over hidden units. Perturbing one logit
-(``W2[j, c]``, ``b2[c]``) by ±s keeps the row maximum m as the shift, so
-exp(score_c ± s - m) = exp(score_c - m)·exp(±s): two exponentials per sample
-and unit, shared by all its classes, and the other classes' terms are the
-unperturbed ones. Every exp and log of a perturbed loss goes through glibc's
-vector functions (``backend.numba.mvec``), four at a time; no fastmath anywhere.
+±v·h where both are positive), and two more: l(+) - l(-) is taken as one
+log of a ratio, log a - log b = log(a / b), and p + δ = (e + δ·T) / T. The
+first layer's perturbed losses are in ``backend.numba.numgrad_hidden``,
+parallel over hidden units. Perturbing one logit (``W2[j, c]``, ``b2[c]``) by
+±s keeps the row maximum m as the shift, so exp(score_c ± s - m) =
+exp(score_c - m)·exp(±s): two exponentials per sample and unit, shared by all
+its classes, and the other classes' terms are the unperturbed ones. Every exp
+and log of a perturbed loss goes through glibc's vector functions
+(``backend.numba.mvec``); no fastmath anywhere.
+
+Measured (2 cores, AMD EPYC, 784-50-10, batch 100, Fashion-MNIST, float64):
+the sigmoid network's gradient went from 23.9 to 12.2 ms and the ReLU
+network's from 13.9 to 6.1 ms (old and new timed alternately in one process)
+by taking the batch sample by sample, one log per input value instead of
+two, exp on 8 lanes where there is AVX-512, finding each sample's distinct
+values by hashing instead of sorting (2.5 ms -> 0.5 ms: Numba's sort is ~15x
+slower than NumPy's) and keeping array expressions out of the kernels (one
+iteration per scheduled chunk made each a 40,000-chunk loop).
 """
 
 from __future__ import annotations
