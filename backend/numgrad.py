@@ -219,15 +219,20 @@ def _relu_losses(batch: Batch, r, js, pieces, values, uniq, which):
     xp = batch.xp
     a_r, z_r, e_r, shifted = pieces
     w = batch.W2[js].T  # (C, b)
-    step = xp.stack([uniq * H, -(uniq * H)])  # (2, U)
-    f = xp.exp(step[None, :, None, :] * w[:, None, :, None])  # (C, 2, b, U)
-    e = f[..., which] * e_r[:, None, None, :]
-    loss = losses_from_exp(batch, e, r)
     a = a_r[js]  # (b, P)
     moved_a = a[None] + xp.stack([values * H, -(values * H)])[:, None, :]
     linear = (a > 0)[None] & (moved_a > 0)
     still = (a <= 0)[None] & (moved_a <= 0)
-    loss = xp.where(still, batch.base[r], loss)
+    loss = xp.broadcast_to(batch.base[r], still.shape).copy()
+    # Only entries that move some unit of the block are evaluated (about half
+    # of the units are off for a given sample).
+    (keep,) = xp.nonzero(~xp.all(still, axis=(0, 1)))
+    if keep.shape[0]:
+        step = xp.stack([uniq * H, -(uniq * H)])  # (2, U)
+        f = xp.exp(step[None, :, None, :] * w[:, None, :, None])  # (C, 2, b, U)
+        e = f[..., which[keep]] * e_r[:, None, None, keep]
+        loss[..., keep] = losses_from_exp(batch, e, r[keep])
+        loss = xp.where(still, batch.base[r], loss)
     crossing = xp.nonzero(~(linear | still))
     if crossing[0].shape[0]:
         z = batch.act(moved_a[crossing]) - z_r[js][crossing[1:]]

@@ -5,7 +5,8 @@
     python bench/plot_numgrad_scaling.py numgrad.json -o numgrad_scaling.png
 
 One panel per batch size: seconds per gradient call (log scale) against the
-hidden size, one line per backend and method. Loop points drawn hollow are
+hidden size, one line per backend and method (dashed: the sigmoid network's
+fast path; the rest is the ReLU network). Loop points drawn hollow are
 estimates (two timed forward passes x number of parameters), not full calls.
 Exit codes: 0 written, 2 bad arguments or unreadable input.
 """
@@ -25,7 +26,8 @@ STYLES = {"loop": "s-", "fast": "o-", "backprop": "^-"}
 
 
 def read_points(path: Path) -> dict:
-    """``{batch: {(backend, method): [(hidden, seconds, estimated), ...]}}``."""
+    """``{batch: {(backend, method, activation): [(hidden, seconds, estimated),
+    ...]}}`` (activation "relu" where a file predates the sigmoid rows)."""
     try:
         data = json.loads(path.read_text())
     except (OSError, ValueError) as exc:
@@ -42,7 +44,7 @@ def read_points(path: Path) -> dict:
                 continue
         else:
             seconds = bench["stats"]["median"]
-        key = (info["backend"], info["method"])
+        key = (info["backend"], info["method"], info.get("activation", "relu"))
         points[info["batch_size"]][key].append(
             (info["hidden_size"], seconds, estimated)
         )
@@ -63,13 +65,15 @@ def plot(points: dict, out: Path) -> None:
         1, len(batches), figsize=(4.2 * len(batches), 3.8), sharey=True, squeeze=False
     )
     for ax, batch in zip(axes[0], batches, strict=True):
-        for (backend, method), rows in sorted(points[batch].items()):
+        for (backend, method, activation), rows in sorted(points[batch].items()):
             rows.sort()
             hidden = [r[0] for r in rows]
             seconds = [r[1] for r in rows]
-            (line,) = ax.plot(
-                hidden, seconds, STYLES.get(method, ".-"), label=f"{backend} {method}"
-            )
+            style = STYLES.get(method, ".-")
+            label = f"{backend} {method}"
+            if activation != "relu":
+                style, label = style.replace("-", "--"), f"{label} ({activation})"
+            (line,) = ax.plot(hidden, seconds, style, label=label)
             hollow = [(h, s) for h, s, est in rows if est]
             if hollow:
                 ax.plot(

@@ -1,7 +1,10 @@
 """How the cost of a gradient grows: hidden sizes x batch sizes, for the
 textbook numerical loop, the fast numerical gradient and backprop.
 
-Group ``numgrad-scaling``; the size label is ``784-<hidden>-10 b<batch>``. The
+Group ``numgrad-scaling``; the size label is ``784-<hidden>-10 b<batch>``.
+Chapter 5's ReLU network has every method; chapter 4's sigmoid network adds
+its fast path (variant names end in ``-sigmoid``), the one method whose cost
+depends on the activation (the loop and backprop cost the same on both). The
 loop is timed for real (numpy backend, one round) where it takes under
 ``LOOP_BUDGET_SECONDS``; above that a full call would take minutes to hours,
 so the variant ``loop-estimate`` times what the loop repeats for every
@@ -60,12 +63,25 @@ def _variant(s, method: str, hidden: int, batch: int) -> str:
     return method
 
 
+#: (method, activation) pairs of the sweep.
+CASES = [(m, "relu") for m in METHODS] + [("fast", "sigmoid")]
+
+
 @pytest.mark.parametrize("batch", BATCH_SIZES, ids=lambda b: f"b{b}")
 @pytest.mark.parametrize("hidden", HIDDEN_SIZES, ids=lambda h: f"h{h}")
-@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize(
+    ("method", "activation"), CASES, ids=[f"{m}-{a}" for m, a in CASES]
+)
 @pytest.mark.parametrize("backend_name", benchkit.BACKEND_NAMES)
 def test_numgrad_scaling(
-    benchmark, bench_settings, bench_data, backend_name, method, hidden, batch
+    benchmark,
+    bench_settings,
+    bench_data,
+    backend_name,
+    method,
+    activation,
+    hidden,
+    batch,
 ):
     import nn
 
@@ -79,7 +95,13 @@ def test_numgrad_scaling(
     B.use(be)
     try:
         net = nn.TwoLayerNet(
-            s.input_size, h, s.output_size, backend=be, dtype=DTYPE, rng=0
+            s.input_size,
+            h,
+            s.output_size,
+            activation=activation,
+            backend=be,
+            dtype=DTYPE,
+            rng=0,
         )
         xh, th = benchkit.batches(bench_data, b, count=1)[0]
         x, t = be.asarray(xh, dtype=DTYPE), be.asarray(th)
@@ -97,12 +119,14 @@ def test_numgrad_scaling(
         benchkit.record(
             benchmark,
             "numgrad-scaling",
-            f"{backend_name}-{variant}",
+            f"{backend_name}-{variant}"
+            + ("-sigmoid" if activation == "sigmoid" else ""),
             s,
             backend=backend_name,
             dtype=DTYPE,
             data=bench_data.source,
             method=method,
+            activation=activation,
             variant_kind=variant,
             hidden_size=h,
             batch_size=b,
