@@ -232,7 +232,10 @@ def _relu_losses(batch: Batch, r, js, pieces, values, uniq, which):
     if keep.shape[0]:
         step = xp.stack([uniq * H, -(uniq * H)])  # (2, U)
         f = xp.exp(step[None, :, None, :] * w[:, None, :, None])  # (C, 2, b, U)
-        e = f[..., which[keep]] * e_r[:, None, None, keep]
+        # take keeps the entries innermost (a fancy index on the last axis
+        # puts them outermost), so the class sums below read contiguously.
+        e = xp.take(f, which[keep], axis=-1)
+        e *= xp.take(e_r, keep, axis=1)[:, None, None, :]
         loss[..., keep] = losses_from_exp(batch, e, r[keep])
         loss = xp.where(still, batch.base[r], loss)
     crossing = xp.nonzero(~(linear | still))
