@@ -149,51 +149,29 @@ def _global_distinct(values, bits):
 
 
 @nb.njit(**_JIT)
-def _sample_loss(scores, n, t_ptr, t_col, t_val, e):
-    """Softmax (row maximum subtracted) and cross-entropy with its 1e-7 of one
-    sample's scores (C,); ``e`` (C,) is scratch. -> -sum_c t_c log(y_c + 1e-7)."""
-    c_total = scores.shape[0]
-    top = scores[0]
-    for c in range(1, c_total):
-        if scores[c] > top:
-            top = scores[c]
-    total = 0.0
-    for c in range(c_total):
-        d = scores[c] - top
-        e[c] = 1.0 if d == 0.0 else np.exp(d)  # exp(0) is exactly 1
-        total += e[c]
-    loss = 0.0
-    for k in range(t_ptr[n], t_ptr[n + 1]):
-        loss -= t_val[k] * np.log(e[t_col[k]] / total + CE_DELTA)
-    return loss
+def _softmax_pieces(a2):
+    """The unperturbed softmax's pieces of the scores a2 (N, C).
 
-
-@nb.njit(**_JIT)
-def _base_losses(a2, t_ptr, t_col, t_val):
-    """Unperturbed per-sample losses and softmax pieces of the scores (N, C).
-
-    -> loss (N,), top (N,) row maxima, e (N, C) exp(a2 - top), and
-    top_without (N, C) / total_without (N, C): the maximum and the sum of e
-    over the other classes (summed directly, never by subtraction).
+    -> top (N,) row maxima, e (N, C) exp(a2 - top) (exactly 1 at the
+    maximum), and total_without (N, C): the sum of e over the other classes
+    (summed directly, never by subtraction).
     """
     n_total, c_total = a2.shape
-    loss = np.empty(n_total)
     top = np.empty(n_total)
     e = np.empty((n_total, c_total))
-    top_without = np.empty((n_total, c_total))
     total_without = np.empty((n_total, c_total))
     for n in range(n_total):
-        loss[n] = _sample_loss(a2[n], n, t_ptr, t_col, t_val, e[n])
         top[n] = a2[n].max()
         for c in range(c_total):
-            m, s = -np.inf, 0.0
+            d = a2[n, c] - top[n]
+            e[n, c] = 1.0 if d == 0.0 else np.exp(d)  # exp(0) is exactly 1
+        for c in range(c_total):
+            s = 0.0
             for k in range(c_total):
                 if k != c:
-                    m = max(m, a2[n, k])
                     s += e[n, k]
-            top_without[n, c] = m
             total_without[n, c] = s
-    return loss, top, e, top_without, total_without
+    return top, e, total_without
 
 
 @nb.njit(**_JIT, parallel=True)
@@ -298,7 +276,7 @@ def two_layer_numerical_gradient(params, x, t, activation: str, forward) -> dict
     """
     batch = Batch(np, params, x, t, activation, forward, _matmul)
     tgt = _sparse_targets(batch.target)
-    base, top, e, top_without, total_without = _base_losses(batch.a2, *tgt)
+    top, e, total_without = _softmax_pieces(batch.a2)
     x = np.ascontiguousarray(batch.x)
     seg, values, pixel, entry = _distinct_inputs(x, x.view(np.int64))
     scratch = int(np.max(np.diff(tgt[0])))  # most target entries of a sample
