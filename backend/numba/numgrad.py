@@ -37,16 +37,22 @@ from backend.numgrad import Batch
 _JIT = {"cache": True, "nogil": True}
 
 
-@nb.njit(**_JIT)
+@nb.njit(**_JIT, parallel=True)
 def _matmul(a, b):
-    """a (N, K) @ b (K, M), skipping zeros of ``a`` (most pixels). A BLAS call
-    here would leave OpenBLAS threads spinning against the kernels' threads."""
-    out = np.zeros((a.shape[0], b.shape[1]))
-    for n in range(a.shape[0]):
+    """a (N, K) @ b (K, M), skipping zeros of ``a`` (most pixels), parallel
+    over rows. A BLAS call here would leave OpenBLAS threads spinning against
+    the kernels' threads."""
+    m = b.shape[1]
+    out = np.empty((a.shape[0], m))
+    for n in nb.prange(a.shape[0]):
+        acc = np.zeros(m)  # a row of its own: out[n] might alias b for all LLVM knows
         for k in range(a.shape[1]):
-            if a[n, k] != 0.0:
-                for j in range(b.shape[1]):
-                    out[n, j] += a[n, k] * b[k, j]
+            v = a[n, k]
+            if v != 0.0:
+                for j in range(m):
+                    acc[j] += v * b[k, j]
+        for j in range(m):
+            out[n, j] = acc[j]
     return out
 
 
@@ -76,7 +82,7 @@ def _slot(keys, ids, shift, b):
     return h
 
 
-@nb.njit(**_JIT)
+@nb.njit(**_JIT, parallel=True)
 def _distinct_inputs(x, bits):
     """The first layer's entries: each sample's distinct non-zero values (in
     order of first appearance), then 1.0 for ``b1`` (an input of 1 in every
@@ -84,18 +90,18 @@ def _distinct_inputs(x, bits):
 
     x: (N, D) float64, bits: x viewed as int64. Equal values are found by a
     hash table on their bits (one pass, no sort: NumPy's argsort of the batch
-    alone costs a tenth of the whole gradient). -> seg (N + 1,): sample n's
-    entries are seg[n] to seg[n + 1] - 1; values (P,); and per non-zero pixel
-    (sample by sample, by column) its column pixel (E,) and its entry (E,).
+    alone costs a tenth of the whole gradient), one table per sample, samples
+    in parallel. -> seg (N + 1,): sample n's entries are seg[n] to
+    seg[n + 1] - 1; values (P,); and per non-zero pixel (sample by sample, by
+    column) its column pixel (E,) and its entry (E,).
     """
     n, d = x.shape
-    keys, ids, shift = _table(d)
-    used = np.empty(d, dtype=np.int64)
     local = np.empty((n, d), dtype=np.int64)
     first = np.empty((n, d))
-    nonzero = np.zeros(n + 1, dtype=np.int64)
-    seg = np.zeros(n + 1, dtype=np.int64)
-    for i in range(n):
+    distinct = np.empty(n, dtype=np.int64)
+    nonzero = np.empty(n, dtype=np.int64)
+    for i in nb.prange(n):
+        keys, ids, shift = _table(d)
         u = k = 0
         for c in range(d):
             if x[i, c] == 0.0:
@@ -104,22 +110,26 @@ def _distinct_inputs(x, bits):
             b = bits[i, c]
             h = _slot(keys, ids, shift, b)
             if ids[h] < 0:
-                keys[h], ids[h], used[u] = b, u, h
+                keys[h], ids[h] = b, u
                 first[i, u] = x[i, c]
                 u += 1
             local[i, c] = ids[h]
             k += 1
-        for q in range(u):
-            ids[used[q]] = -1
-        nonzero[i + 1], seg[i + 1] = nonzero[i] + k, seg[i] + u + 1
-    values = np.empty(seg[n])
-    pixel = np.empty(nonzero[n], dtype=np.int64)
-    entry = np.empty(nonzero[n], dtype=np.int64)
+        distinct[i], nonzero[i] = u, k
+    seg = np.zeros(n + 1, dtype=np.int64)
+    starts = np.zeros(n + 1, dtype=np.int64)
     for i in range(n):
-        u = seg[i + 1] - seg[i] - 1
-        values[seg[i] : seg[i] + u] = first[i, :u]
+        seg[i + 1] = seg[i] + distinct[i] + 1
+        starts[i + 1] = starts[i] + nonzero[i]
+    values = np.empty(seg[n])
+    pixel = np.empty(starts[n], dtype=np.int64)
+    entry = np.empty(starts[n], dtype=np.int64)
+    for i in nb.prange(n):
+        u = distinct[i]
+        for q in range(u):
+            values[seg[i] + q] = first[i, q]
         values[seg[i] + u] = 1.0
-        e = nonzero[i]
+        e = starts[i]
         for c in range(d):
             if local[i, c] >= 0:
                 pixel[e], entry[e] = c, seg[i] + local[i, c]
@@ -238,7 +248,7 @@ def _first_layer(batch, activation, seg, values, pixel, entry, top, e, tgt):
             g,
             batch.z1,
             shifted,
-            batch.W2,
+            np.ascontiguousarray(batch.W2),
             seg,
             up,
             down,

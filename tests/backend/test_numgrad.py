@@ -107,6 +107,22 @@ def test_soft_targets_match_loop(backend, activation):
     assert _max_abs_diff(fast, loop) < FLOAT64_ATOL
 
 
+@pytest.mark.parametrize("activation", ["sigmoid", "relu"])
+def test_mixed_target_rows_match_loop(backend, activation):
+    """One batch with one-entry rows (the one-target path), soft rows (the
+    general path) and an all-zero row (no loss term at all)."""
+    net = _net(backend, (10, 4, 3), activation)
+    x = _inputs(backend, 6, 10, "some")
+    t = np.random.default_rng(5).dirichlet(np.ones(3), 6)
+    t[1] = [0.0, 0.7, 0.0]
+    t[3] = [1.0, 0.0, 0.0]
+    t[4] = 0.0
+    fast = net.numerical_gradient(x, backend.asarray(t), method="fast")
+    loop = net.numerical_gradient(x, backend.asarray(t), method="loop")
+    assert _max_abs_diff(fast, loop) < FLOAT64_ATOL
+    assert max(float(abs(backend.asnumpy(g)).max()) for g in fast.values()) > 1e-3
+
+
 @pytest.mark.parametrize("form", ["labels", "one-hot"])
 def test_relu_units_that_cross_zero_match_loop(backend, form):
     """Pre-activations within v·h of zero, so that a perturbation switches the
