@@ -231,7 +231,8 @@ def _version(dist: str) -> str | None:
 def versions() -> dict:
     """Versions of Python and the array libraries (read without importing them)."""
     out = {"python": platform.python_version()}
-    for dist in ("numpy", "numba", "scipy", "cupy-cuda13x", "cupy-cuda12x", "torch"):
+    dists = ("numpy", "numba", "intel-cmplr-lib-rt", "scipy", "cupy-cuda13x")
+    for dist in (*dists, "cupy-cuda12x", "torch"):
         v = _version(dist)
         if v:
             out[dist] = v
@@ -259,7 +260,11 @@ def thread_counts(backend_name: str | None = None, torch_module=None) -> dict:
     if backend_name == "numba" or "numba" in sys.modules:
         import numba
 
+        from backend.numba import mvec
+
         out["numba"] = numba.get_num_threads()
+        # The vector exp/log the compiled kernels call: "svml 8", "libmvec 4", ...
+        out["numba_math"] = f"{mvec.EXP_LIBRARY} {mvec.EXP_LANES}"
         try:
             out["numba_layer"] = numba.threading_layer()
         except ValueError:  # no parallel region has run yet

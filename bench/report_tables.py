@@ -146,11 +146,21 @@ def environment(passes: list[list[dict]], paths: list[Path]) -> str:
         else "- load average: not recorded"
     )
     machine = info.get("machine", "?")
+    math = next(
+        (
+            t["numba_math"]
+            for p in passes
+            for e in p
+            if "numba_math" in (t := (e.get("extra_info") or {}).get("threads") or {})
+        ),
+        None,
+    )
+    math_s = f"; Numba's vector exp/log: {math} lanes" if math else ""
     return "\n".join(
         [
             f"- machine: {machine}, {gpu}; {len(paths)} result file(s)",
             f"- libraries: {versions}",
-            f"- BLAS: {blas_s or 'unknown'}; OPENBLAS_CORETYPE {coretype}",
+            f"- BLAS: {blas_s or 'unknown'}; OPENBLAS_CORETYPE {coretype}{math_s}",
             f"- data: {'; '.join(s for s in sources if s)}",
             load,
             f"- smoke mode: {info.get('smoke', False)}",

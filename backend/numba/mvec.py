@@ -3,16 +3,16 @@
 The jitted loops call vector math libraries directly (LLVM vector calls, one
 register of 4 or 8 doubles per call), best first:
 
-* exp on 8 lanes, where the processor has AVX-512 (F, DQ, BW, VL): Intel's
-  SVML, ``__svml_exp8_ha_z0`` (its high-accuracy variant, documented within
-  1 ulp; measured here within 1 ulp of ``np.exp``), when the
-  ``intel-cmplr-lib-rt`` package (Numba's own SVML runtime, in xpnet's
-  ``numba`` extra) is installed: 0.45 ns per exp on the AMD EPYC of
-  2026-12-02 against 0.64 ns for glibc's ``_ZGVeN8v_exp``, which is used
-  otherwise (libmvec, within 4 ulp, measured within 3);
-* exp on 4 lanes with AVX2: libmvec's ``_ZGVdN4v_exp`` (SVML's AVX2 variant
-  measured no faster); log on 4 lanes: libmvec's ``_ZGVdN4v_log`` (its 8-lane
-  log measured slower, 1.8 against 1.6 ns);
+* where the processor has AVX-512 (F, DQ, BW, VL), exp and log on 8 lanes:
+  Intel's SVML, ``__svml_exp8_ha_z0`` and ``__svml_log8_ha_z0`` (its
+  high-accuracy variants, documented within 1 ulp; measured here within 1 ulp
+  of NumPy's), when the ``intel-cmplr-lib-rt`` package (Numba's own SVML
+  runtime, in xpnet's ``numba`` extra) is installed, else glibc's vector math
+  library, libmvec's ``_ZGVeN8v_exp`` and ``_ZGVeN8v_log`` (documented within
+  4 ulp, measured within 3). On the AMD EPYC of 2026-12-02, per call of 8:
+  exp 0.45 ns per value (SVML) against 0.64 (libmvec), log 0.49 against 0.64;
+* with AVX2 only, 4 lanes of libmvec (``_ZGVdN4v_exp``, ``_ZGVdN4v_log``;
+  SVML's AVX2 exp measured no faster);
 * otherwise the scalar ``np.exp``/``np.log`` (5.2 ns per exp in a compiled
   loop; NumPy's own SIMD ufunc measured 0.75 ns, but jitted code cannot call it).
 
@@ -54,8 +54,9 @@ def _svml(symbol: str) -> int:
         files = metadata.files("intel-cmplr-lib-rt") or ()
     except metadata.PackageNotFoundError:
         return 0
-    found = {f.name: f.locate() for f in files if f.name in ("libsvml.so", "libintlc.so.5")}
-    if len(found) < 2:
+    names = ("libsvml.so", "libintlc.so.5")
+    found = {f.name: f.locate() for f in files if f.name in names}
+    if not all(name in found and found[name].exists() for name in names):
         return 0
     try:
         # libsvml.so needs libintlc.so.5 and has no run path to find it.
@@ -67,36 +68,42 @@ def _svml(symbol: str) -> int:
 
 
 def _bind() -> tuple[int, str]:
-    """Binds ``xpnet_exp8``, ``xpnet_exp4`` and ``xpnet_log4`` for the
-    jitted code. -> (lanes of exp: 8, 4 or 0 for the scalar np.exp, the
-    library behind exp: "svml", "libmvec" or "none")."""
+    """Binds ``xpnet_exp8``, ``xpnet_exp4``, ``xpnet_log8`` and ``xpnet_log4``
+    (those the processor can run) for the jitted code. -> (lanes of exp and
+    of log: 8, 4 or 0 for the scalar functions; their library)."""
     try:
         # "+avx2" is present, "-avx2" absent: a bare "avx2" matches both.
         features = llb.get_host_cpu_features().flatten().split(",")
         if "+avx2" not in features:
-            return 0, "none"
+            return 0, 0, "none"
         llb.load_library_permanently("libmvec.so.1")
     except (OSError, RuntimeError):
-        return 0, "none"
+        return 0, 0, "none"
     exp4, log4 = (llb.address_of_symbol(f"_ZGVdN4v_{f}") for f in ("exp", "log"))
     if not (exp4 and log4):
-        return 0, "none"
+        return 0, 0, "none"
     llb.add_symbol("xpnet_exp4", exp4)
     llb.add_symbol("xpnet_log4", log4)
     if not all(f in features for f in _AVX512):
-        return 4, "libmvec"
-    exp8, library = _svml("__svml_exp8_ha_z0"), "svml"
-    if not exp8:
-        exp8, library = llb.address_of_symbol("_ZGVeN8v_exp") or 0, "libmvec"
-    if not exp8:
-        return 4, "libmvec"
+        return 4, 4, "libmvec"
+    exp8, log8 = _svml("__svml_exp8_ha_z0"), _svml("__svml_log8_ha_z0")
+    library = "svml"
+    if not (exp8 and log8):
+        exp8, log8 = (llb.address_of_symbol(f"_ZGVeN8v_{f}") for f in ("exp", "log"))
+        library = "libmvec"
+    if not (exp8 and log8):
+        return 4, 4, "libmvec"
+    # Both libraries give 8 lanes here: what Numba caches depends only on
+    # the processor (part of its cache key), never on which is installed.
     llb.add_symbol("xpnet_exp8", exp8)
-    return 8, library
+    llb.add_symbol("xpnet_log8", log8)
+    return 8, 8, library
 
 
-#: Lanes of the exp the jitted loops call (0: the scalar np.exp), and the
-#: library it comes from ("svml", "libmvec" or "none").
-EXP_LANES, EXP_LIBRARY = _bind()
+#: Lanes of the exp and of the log the jitted loops call (0: the scalar
+#: np.exp and np.log), and the library behind them ("svml": Intel's SVML for
+#: both, "libmvec" or "none").
+EXP_LANES, LOG_LANES, EXP_LIBRARY = _bind()
 #: Whether the jitted loops call vector functions (else scalar exp/log).
 HAVE_LIBMVEC = EXP_LANES > 0
 
@@ -124,92 +131,7 @@ def _lanes(symbol: str, width: int):
 _exp4 = _lanes("xpnet_exp4", 4)
 _exp8 = _lanes("xpnet_exp8", 8)
 _log4 = _lanes("xpnet_log4", 4)
-
-
-def _splat(builder, value, vec):
-    """A vector of type ``vec`` with ``value`` in every lane."""
-    one = builder.insert_element(ir.Constant(vec, ir.Undefined), value, ir.IntType(32)(0))
-    zeros = ir.Constant(ir.VectorType(ir.IntType(32), vec.count), [0] * vec.count)
-    return builder.shuffle_vector(one, ir.Constant(vec, ir.Undefined), zeros)
-
-
-def _exp_affine_sum_lanes(symbol: str, width: int):
-    """``exp_affine_sum`` on ``width`` lanes, the exp by ``symbol``;
-    the sum and each term stay in registers (no array of terms is written)."""
-
-    @intrinsic
-    def apply(typingctx, total, term, x, i, s, w, keep):
-        for a in (total, term, x, s, w):
-            if not (isinstance(a, types.Array) and a.ndim == 1 and a.layout == "C"):
-                return None  # the lanes are loaded as one vector: contiguous only
-
-        def codegen(context, builder, signature, args):
-            arrays = [
-                context.make_array(signature.args[k])(context, builder, args[k])
-                for k in (0, 1, 2, 4, 5)
-            ]
-            total_a, term_a, x_a, s_a, w_a = arrays
-            i, keep = args[3], args[6]
-            vec = ir.VectorType(ir.DoubleType(), width)
-
-            def lanes(array):
-                ptr = builder.gep(array.data, [i])
-                return builder.bitcast(ptr, vec.as_pointer())
-
-            fn = cgutils.get_or_insert_function(
-                builder.module, ir.FunctionType(vec, [vec]), symbol
-            )
-            xv = builder.load(lanes(x_a), align=8)
-            acc = cgutils.alloca_once_value(builder, ir.Constant(vec, [0.0] * width))
-            classes = cgutils.unpack_tuple(builder, s_a.shape, 1)[0]
-            with cgutils.for_range(builder, classes) as loop:
-                c = loop.index
-                sv = _splat(builder, builder.load(builder.gep(s_a.data, [c])), vec)
-                wv = _splat(builder, builder.load(builder.gep(w_a.data, [c])), vec)
-                # s + x·w as two roundings (no fused multiply-add), as a
-                # plain loop compiled without fastmath computes it.
-                ex = builder.call(fn, [builder.fadd(sv, builder.fmul(xv, wv))])
-                builder.store(builder.fadd(builder.load(acc), ex), acc)
-                with builder.if_then(builder.icmp_signed("==", c, keep)):
-                    builder.store(ex, lanes(term_a), align=8)
-            builder.store(builder.load(acc), lanes(total_a), align=8)
-            return context.get_dummy_value()
-
-        sig = types.void(total, term, x, i, s, w, keep)
-        return sig, codegen
-
-    return apply
-
-
-@nb.njit(**_JIT)
-def _exp_affine_sum_scalar(total, term, x, i, s, w, keep):
-    for q in range(i, i + SUM_LANES):
-        acc = 0.0
-        for c in range(s.shape[0]):
-            ex = np.exp(s[c] + x[q] * w[c])
-            acc += ex
-            if c == keep:
-                term[q] = ex
-        total[q] = acc
-
-
-#: Lanes ``exp_affine_sum`` handles per call.
-SUM_LANES = EXP_LANES or 4
-if EXP_LANES == 8:
-    exp_affine_sum = _exp_affine_sum_lanes("xpnet_exp8", 8)
-elif EXP_LANES == 4:
-    exp_affine_sum = _exp_affine_sum_lanes("xpnet_exp4", 4)
-else:
-    exp_affine_sum = _exp_affine_sum_scalar
-exp_affine_sum.__doc__ = """exp_affine_sum(total, term, x, i, s, w, keep), for
-i to i + SUM_LANES - 1 (x, total, term: contiguous float64 with those
-entries; s, w: (C,) contiguous float64):
-
-    total[q] = sum over c (in order) of exp(s[c] + x[q]·w[c])
-    term[q] = exp(s[keep] + x[q]·w[keep])   (untouched if keep is not in [0, C))
-
-the softmax denominator and one class's term at C scores moved along w,
-without writing the C terms to memory."""
+_log8 = _lanes("xpnet_log8", 8)
 
 
 @nb.njit(**_JIT)
@@ -232,7 +154,11 @@ def vexp(a, n):
 def vlog(a, n):
     """a[:n] = log(a[:n]) in place; a: contiguous float64."""
     i = 0
-    if HAVE_LIBMVEC:
+    if LOG_LANES == 8:
+        while i + 8 <= n:
+            _log8(a, i)
+            i += 8
+    if LOG_LANES >= 4:
         while i + 4 <= n:
             _log4(a, i)
             i += 4

@@ -28,7 +28,7 @@ import numba as nb
 import numpy as np
 
 from backend.constants import CE_DELTA, H
-from backend.numba.mvec import SUM_LANES, exp_affine_sum, vexp, vlog
+from backend.numba.mvec import vexp, vlog
 
 _JIT = {"cache": True, "nogil": True}
 
@@ -127,19 +127,6 @@ def _scatter_unit(diff, seg, pixel, entry, out_row):
     return acc
 
 
-@nb.njit(**_JIT)
-def _sigmoid_general_differences(dz, k, n, srow, wrow, tgt, e, total, ratio, out):
-    """out[:k] += l(+) - l(-) of sample n (any target row) from dz[:2k] its
-    unit's output moved up and down: all C terms written, then summed. Not
-    inlined: in the kernel's loop this rarely taken path slowed the other
-    by an eighth."""
-    c_total, k2 = srow.shape[0], 2 * k
-    for c in range(c_total):
-        _affine(e[c * k2 : (c + 1) * k2], srow[c], dz[:k2], wrow[c])
-    vexp(e, c_total * k2)
-    _pair_differences(e, k, c_total, n, tgt, total, ratio, out)
-
-
 @nb.njit(**_JIT, parallel=True)
 def sigmoid_first_layer(a1, g, z1, shifted, W2, seg, up, down, tgt, pixel, entry, d):
     """Unscaled sums of l(+) - l(-) over the batch for W1 (as W1.T, (M, D))
@@ -147,33 +134,24 @@ def sigmoid_first_layer(a1, g, z1, shifted, W2, seg, up, down, tgt, pixel, entry
 
     a1, z1 (N, M) hidden pre-activation and output; g (N, M) = exp(-|a1|) as
     ``nn.functions.sigmoid`` computes it; shifted (N, C) unperturbed scores
-    minus their row maximum; W2 (M, C) C-contiguous; seg (N + 1,) each
-    sample's entries; up, down (P,) = exp(values·h), exp(-values·h); tgt CSR
-    target weights; pixel, entry (E,) each non-zero pixel's column and entry;
-    d inputs.
-
-    A sample whose target has one entry (labels, one-hot rows) takes
-    ``exp_affine_sum``: its 2k·C exponentials are summed in registers, and
-    only the target class's term is kept. Other target rows write all C
-    terms and sum them (``_pair_differences``); an all-zero row adds 0.
+    minus their row maximum; seg (N + 1,) each sample's entries; up, down
+    (P,) = exp(values·h), exp(-values·h); tgt CSR target weights; pixel,
+    entry (E,) each non-zero pixel's column and entry; d inputs.
     """
     m, c_total = W2.shape
     n_total = a1.shape[0]
-    t_ptr, t_col, t_val = tgt
     k_max = _longest(seg)
-    padded = -(-2 * k_max // SUM_LANES) * SUM_LANES
     # No array expressions here: the caller schedules this function's
     # parallel loops one iteration at a time.
     gW1_t, gb1 = np.empty((m, d)), np.empty(m)
     for j in nb.prange(m):
-        dz = np.empty(padded)
-        total, term, ratio = np.empty(padded), np.empty(padded), np.empty(k_max)
-        e = np.empty(c_total * 2 * k_max)  # the general path's terms
+        dz = np.empty(2 * k_max)
+        e = np.empty(c_total * 2 * k_max)
+        total, ratio = np.empty(2 * k_max), np.empty(k_max)
         diff = np.zeros(seg[n_total])  # in the loop: not a parallel expression
         for n in range(n_total):
-            targets = t_ptr[n + 1] - t_ptr[n]
-            if targets == 0:
-                continue  # no loss term: l(+) = l(-)
+            if tgt[0][n + 1] == tgt[0][n]:
+                continue  # an all-zero target row has no loss term: l(+) = l(-)
             q0, q1 = seg[n], seg[n + 1]
             k = q1 - q0
             k2 = 2 * k
@@ -185,22 +163,10 @@ def sigmoid_first_layer(a1, g, z1, shifted, W2, seg, up, down, tgt, pixel, entry
             _sigmoid_at(dz[k:k2], gj, up[q0:q1] if pos else down[q0:q1], zj, pos)
             # The second affine layer at the new activation: only unit j's
             # term of each score moves, by dz·W2[j, c].
-            srow, wrow = shifted[n], W2[j]
-            if targets > 1:
-                _sigmoid_general_differences(
-                    dz, k, n, srow, wrow, tgt, e, total, ratio, diff[q0:q1]
-                )
-                continue
-            lanes = -(-k2 // SUM_LANES) * SUM_LANES
-            for i in range(k2, lanes):
-                dz[i] = 0.0  # padding: any finite value
-            kk = t_ptr[n]
-            col = t_col[kk]
-            for i in range(0, lanes, SUM_LANES):
-                exp_affine_sum(total, term, dz, i, srow, wrow, col)
-            _ratio(ratio[:k], term[:k], total[:k], term[k:k2], total[k:k2])
-            vlog(ratio, k)
-            _add_scaled(diff[q0:q1], t_val[kk], ratio[:k])
+            for c in range(c_total):
+                _affine(e[c * k2 : (c + 1) * k2], shifted[n, c], dz[:k2], W2[j, c])
+            vexp(e, c_total * k2)
+            _pair_differences(e, k, c_total, n, tgt, total, ratio, diff[q0:q1])
         gb1[j] = _scatter_unit(diff, seg, pixel, entry, gW1_t[j])
     return gW1_t, gb1
 
