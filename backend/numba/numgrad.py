@@ -21,7 +21,10 @@ by taking the batch sample by sample, one log per input value instead of
 two, exp on 8 lanes where there is AVX-512, finding each sample's distinct
 values by hashing instead of sorting (2.5 ms -> 0.5 ms: Numba's sort is ~15x
 slower than NumPy's) and keeping array expressions out of the kernels (one
-iteration per scheduled chunk made each a 40,000-chunk loop).
+iteration per scheduled chunk made each a 40,000-chunk loop); then to about
+5 and 3.5 ms with Intel SVML's exp and log (``backend.numba.mvec``), the
+samples' distinct values found in parallel (0.31 -> 0.22 ms) and the
+unperturbed product parallel over rows (0.27 -> 0.19 ms).
 """
 
 from __future__ import annotations
