@@ -40,23 +40,48 @@ from backend.numgrad import Batch
 _JIT = {"cache": True, "nogil": True}
 
 
-@nb.njit(**_JIT, parallel=True)
-def _matmul(a, b):
-    """a (N, K) @ b (K, M), skipping zeros of ``a`` (most pixels), parallel
-    over rows. A BLAS call here would leave OpenBLAS threads spinning against
-    the kernels' threads."""
+@nb.njit(**_JIT, inline="always")
+def _matmul_row(a, b, n, out):
+    """out[n] = a[n] @ b, skipping zeros of ``a`` (most pixels)."""
     m = b.shape[1]
-    out = np.empty((a.shape[0], m))
+    acc = np.zeros(m)  # a row of its own: out[n] might alias b for all LLVM knows
+    for k in range(a.shape[1]):
+        v = a[n, k]
+        if v != 0.0:
+            for j in range(m):
+                acc[j] += v * b[k, j]
+    for j in range(m):
+        out[n, j] = acc[j]
+
+
+@nb.njit(**_JIT, parallel=True)
+def _matmul_parallel(a, b):
+    out = np.empty((a.shape[0], b.shape[1]))
     for n in nb.prange(a.shape[0]):
-        acc = np.zeros(m)  # a row of its own: out[n] might alias b for all LLVM knows
-        for k in range(a.shape[1]):
-            v = a[n, k]
-            if v != 0.0:
-                for j in range(m):
-                    acc[j] += v * b[k, j]
-        for j in range(m):
-            out[n, j] = acc[j]
+        _matmul_row(a, b, n, out)
     return out
+
+
+@nb.njit(**_JIT)
+def _matmul_serial(a, b):
+    out = np.empty((a.shape[0], b.shape[1]))
+    for n in range(a.shape[0]):
+        _matmul_row(a, b, n, out)
+    return out
+
+
+#: Multiply-adds below which a product runs on the calling thread: waking the
+#: worker threads costs about 0.1 ms here (libgomp lets them sleep at once),
+#: more than the whole second-layer product (100 x 50 x 10).
+_PARALLEL_MACS = 1 << 20
+
+
+def _matmul(a, b):
+    """a (N, K) @ b (K, M) in float64, compiled. A BLAS call here would leave
+    OpenBLAS threads spinning against the kernels' threads."""
+    if a.shape[0] * a.shape[1] * b.shape[1] < _PARALLEL_MACS:
+        return _matmul_serial(a, b)
+    return _matmul_parallel(a, b)
 
 
 #: Fibonacci hashing's multiplier, 2^64 / golden ratio.
@@ -119,15 +144,18 @@ def _distinct_inputs(x, bits):
             local[i, c] = ids[h]
             k += 1
         distinct[i], nonzero[i] = u, k
-    seg = np.zeros(n + 1, dtype=np.int64)
-    starts = np.zeros(n + 1, dtype=np.int64)
+    # The rest is serial: a second parallel region would cost more in waking
+    # the threads than it saves (np.zeros here would be a region of its own).
+    seg = np.empty(n + 1, dtype=np.int64)
+    starts = np.empty(n + 1, dtype=np.int64)
+    seg[0] = starts[0] = 0
     for i in range(n):
         seg[i + 1] = seg[i] + distinct[i] + 1
         starts[i + 1] = starts[i] + nonzero[i]
     values = np.empty(seg[n])
     pixel = np.empty(starts[n], dtype=np.int64)
     entry = np.empty(starts[n], dtype=np.int64)
-    for i in nb.prange(n):
+    for i in range(n):
         u = distinct[i]
         for q in range(u):
             values[seg[i] + q] = first[i, q]
@@ -202,8 +230,10 @@ def _second_layer(z1, e_base, total_without, tgt, scratch):
     t_ptr, t_col, t_val = tgt
     n_total, c_total = e_base.shape
     m_total = z1.shape[1]
-    out = np.zeros((m_total + 1, c_total))
+    out = np.empty((m_total + 1, c_total))  # np.zeros: a parallel region of its own
     for j in nb.prange(m_total + 1):  # row m_total stands for b2 (input 1)
+        for c in range(c_total):
+            out[j, c] = 0.0
         ratio = np.empty(n_total * c_total * scratch)
         weight = np.empty(ratio.size)
         where = np.empty(ratio.size, dtype=np.int64)
