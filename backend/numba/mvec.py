@@ -67,7 +67,7 @@ def _svml(symbol: str) -> int:
     return llb.address_of_symbol(symbol) or 0
 
 
-def _bind() -> tuple[int, str]:
+def _bind() -> tuple[int, int, str]:
     """Binds ``xpnet_exp8``, ``xpnet_exp4``, ``xpnet_log8`` and ``xpnet_log4``
     (those the processor can run) for the jitted code. -> (lanes of exp and
     of log: 8, 4 or 0 for the scalar functions; their library)."""

@@ -56,6 +56,7 @@ def _matmul_row(a, b, n, out):
 
 @nb.njit(**_JIT, parallel=True)
 def _matmul_parallel(a, b):
+    """a @ b, rows in parallel."""
     out = np.empty((a.shape[0], b.shape[1]))
     for n in nb.prange(a.shape[0]):
         _matmul_row(a, b, n, out)
@@ -64,6 +65,7 @@ def _matmul_parallel(a, b):
 
 @nb.njit(**_JIT)
 def _matmul_serial(a, b):
+    """a @ b on the calling thread."""
     out = np.empty((a.shape[0], b.shape[1]))
     for n in range(a.shape[0]):
         _matmul_row(a, b, n, out)
@@ -281,7 +283,7 @@ def _first_layer(batch, activation, seg, values, pixel, entry, top, e, tgt):
             g,
             batch.z1,
             shifted,
-            np.ascontiguousarray(batch.W2),
+            batch.W2,
             seg,
             up,
             down,
