@@ -313,6 +313,22 @@ def record(
 SETTLE_SECONDS = 0.2
 
 
+def two_layer_net(be, s: Settings, dtype: str, hidden=None, activation="relu"):
+    """The benchmarks' ``TwoLayerNet`` on backend ``be``: the session's sizes
+    (``hidden`` overriding the hidden size), seeded with 0."""
+    import nn
+
+    return nn.TwoLayerNet(
+        s.input_size,
+        hidden or s.hidden_size,
+        s.output_size,
+        activation=activation,
+        backend=be,
+        dtype=dtype,
+        rng=0,
+    )
+
+
 def warm_up(fn, calls: int = 3) -> None:
     """Settle, then call ``fn`` a few times before timing: JIT compiles, CUDA
     context creation and a fresh process's page faults on its first large

@@ -38,14 +38,6 @@ def _backend(name: str, operation: str) -> B.Backend:
     return benchkit.backend_or_skip(name)
 
 
-def _net(be, s, dtype):
-    import nn
-
-    return nn.TwoLayerNet(
-        s.input_size, s.hidden_size, s.output_size, backend=be, dtype=dtype, rng=0
-    )
-
-
 def _time(benchmark, fn, be, rounds=None, warm=None):
     """Time ``fn`` (waiting for the device after each call). With ``rounds``:
     that many single calls, after one call of ``warm`` (a short version that
@@ -97,7 +89,7 @@ def test_row(benchmark, bench_settings, bench_data, operation, backend_name, dty
             )
             assert 0.0 <= result.test_acc <= 1.0
             return
-        net = _net(be, s, dtype)
+        net = benchkit.two_layer_net(be, s, dtype)
         if operation == "train-step":
             opt = nn.SGD(lr=LEARNING_RATE)
             pool = itertools.cycle(

@@ -97,23 +97,13 @@ def test_gradient(
     benchmark, bench_settings, bench_data, backend_name, method, activation
 ):
     """xpnet's ``numerical_gradient(method=loop|fast)`` and backprop ``gradient``."""
-    import nn
-
     s = bench_settings
     be = benchkit.backend_or_skip(backend_name)
     _skip_unless_timed(be, method, s.smoke, activation)
     previous = B.current()
     B.use(be)
     try:
-        net = nn.TwoLayerNet(
-            s.input_size,
-            s.hidden_size,
-            s.output_size,
-            activation=activation,
-            backend=be,
-            dtype=DTYPE,
-            rng=0,
-        )
+        net = benchkit.two_layer_net(be, s, DTYPE, activation=activation)
         xh, th = _first_batch(bench_data, s)
         x, t = be.asarray(xh, dtype=DTYPE), be.asarray(th)
 

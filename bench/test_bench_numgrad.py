@@ -83,8 +83,6 @@ def test_numgrad_scaling(
     hidden,
     batch,
 ):
-    import nn
-
     s = bench_settings
     h, b = _sizes(s, hidden, batch)
     be = benchkit.backend_or_skip(backend_name)
@@ -94,15 +92,7 @@ def test_numgrad_scaling(
     previous = B.current()
     B.use(be)
     try:
-        net = nn.TwoLayerNet(
-            s.input_size,
-            h,
-            s.output_size,
-            activation=activation,
-            backend=be,
-            dtype=DTYPE,
-            rng=0,
-        )
+        net = benchkit.two_layer_net(be, s, DTYPE, h, activation)
         xh, th = benchkit.batches(bench_data, b, count=1)[0]
         x, t = be.asarray(xh, dtype=DTYPE), be.asarray(th)
 
