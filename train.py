@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Train the book's two-layer network: ``python train.py --help``.
 
-A thin wrapper over :func:`nn.training.cli.main`, which an installed xpnet
+A thin wrapper over `nn.training.cli.main`, which an installed xpnet
 also provides as the ``xpnet-train`` command.
 """
 

@@ -8,7 +8,7 @@ and ``numerical_gradient``. ``nn`` is written only against this module::
     xp = B.get_array_module(x)
     y = B.matmul(x, W)
 
-Selection order: :func:`use` (the CLI's ``--device``), then the environment
+Selection order: [`use`][backend.use] (the CLI's ``--device``), then the environment
 variable ``XPNET_BACKEND``, then ``"numpy"``. The GPU is never chosen just
 because CuPy imports: only an explicit ``"cupy"`` or ``"auto"`` does.
 """
@@ -67,7 +67,7 @@ _REGISTRY = {
     "cupy": "backend.cupy",
 }
 
-#: Backend names accepted by :func:`get_backend` and :func:`use`.
+#: Backend names accepted by `get_backend` and `use`.
 NAMES = (*_REGISTRY, "auto")
 #: What ``auto`` tries, fastest first.
 _AUTO_ORDER = ("cupy", "numba", "numpy")
@@ -129,8 +129,8 @@ def get_backend(name: str | Backend | None = None) -> Backend:
     """Return the backend called ``name`` (``None``: the current one).
 
     Raises ``ValueError`` for an unknown name and
-    :class:`BackendUnavailableError` (naming the extra to install) when the
-    backend's library or device is missing.
+    [`BackendUnavailableError`][backend.BackendUnavailableError] (naming the extra
+    to install) when the backend's library or device is missing.
     """
     if isinstance(name, Backend):
         return name
@@ -148,7 +148,8 @@ def use(name: str | Backend) -> Backend:
 
 
 def current() -> Backend:
-    """The process default: set by :func:`use`, else ``$XPNET_BACKEND``, else numpy."""
+    """The process default: set by [`use`][backend.use], else ``$XPNET_BACKEND``,
+    else numpy."""
     global _current
     if _current is None:
         name = os.environ.get("XPNET_BACKEND", "").strip() or "numpy"
@@ -204,7 +205,8 @@ def backend_for(*arrays) -> Backend:
 def get_array_module(*arrays):
     """The array module (``numpy`` or ``cupy``) of ``arrays``.
 
-    See :func:`backend_for` for the rules; mixed NumPy and CuPy is a ``TypeError``.
+    See [`backend_for`][backend.backend_for] for the rules; mixed NumPy and CuPy
+    is a ``TypeError``.
     """
     return backend_for(*arrays).xp
 

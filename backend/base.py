@@ -150,7 +150,7 @@ class Backend:
     def two_layer_numerical_gradient(self, params, x, t, activation, forward) -> dict:
         """Fast kernel of ``TwoLayerNet.numerical_gradient``: the same central
         differences of the same loss, without recomputing what a perturbation
-        cannot change (see :mod:`backend.numgrad`).
+        cannot change (see `backend.numgrad`).
 
         params: ``W1`` (D, M), ``b1`` (M,), ``W2`` (M, C), ``b2`` (C,); x: (N, D);
         t: (N,) labels or (N, C) one-hot; activation: "relu" or "sigmoid";

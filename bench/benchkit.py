@@ -1,9 +1,9 @@
 """Settings, data and bookkeeping shared by every benchmark in ``bench/``.
 
-Sizes come from :func:`settings`: the book's sizes by default, tiny ones in
+Sizes come from `settings`: the book's sizes by default, tiny ones in
 smoke mode (``XPNET_BENCH_SMOKE=1`` or ``pytest bench --bench-smoke``), which
 exists so that ``tests/test_bench_smoke.py`` can run every benchmark body in
-seconds. Real Fashion-MNIST is used when it is found (see :func:`data_dir`),
+seconds. Real Fashion-MNIST is used when it is found (see `data_dir`),
 else synthetic MNIST-like images, and each result says which.
 """
 

@@ -2,7 +2,7 @@
 
 A *variant* is an implementation with a dtype: the book's code, the plain
 float32 transcription, PyTorch, or xpnet on one backend. Its
-:class:`Contender` turns host data into its own arrays and runs a step, the
+`Contender` turns host data into its own arrays and runs a step, the
 training loop's step, an accuracy and a device sync, so the benchmark bodies
 are written once for all of them.
 """

@@ -1,6 +1,6 @@
 """The same 784-50-10 ReLU network and SGD step in PyTorch, on the CPU.
 
-Optional: PyTorch is never a dependency of xpnet. :func:`import_torch` returns
+Optional: PyTorch is never a dependency of xpnet. `import_torch` returns
 None when it is not installed and the benchmarks skip with that reason.
 The code is what a PyTorch user would write (``nn.Sequential``,
 ``F.cross_entropy``, ``optim.SGD``), initialised like the book (N(0, 0.01^2)

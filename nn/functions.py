@@ -31,7 +31,7 @@ def sigmoid(x):
 
 
 def sigmoid_grad(x):
-    """Derivative of :func:`sigmoid` at ``x``: (1 - s) * s."""
+    """Derivative of [`sigmoid`][nn.sigmoid] at ``x``: (1 - s) * s."""
     s = sigmoid(x)
     return (1.0 - s) * s
 

@@ -6,7 +6,7 @@ Usage::
 
 The weights path comes from ``--weights`` or ``$XPNET_SAMPLE_WEIGHT``; the data
 from ``--data-dir``, ``$XPNET_DATA_DIR``, the user cache or a download (see
-:mod:`nn.data.mnist`). Only the test split is read. Prints the backend, the
+`nn.data.mnist`). Only the test split is read. Prints the backend, the
 accuracy and the time taken. Errors are one line on stderr, never a
 traceback: exit code 2 for usage errors, 1 when data or weights cannot be used.
 """
@@ -107,7 +107,7 @@ def _weights_path(flag: str | None) -> str:
 
 
 def load_net(path, backend) -> ThreeLayerNet:
-    """Chapter 3's network from a weights pickle; :class:`WeightsError` if unusable."""
+    """Chapter 3's network from a weights pickle; `WeightsError` if unusable."""
     return ThreeLayerNet(load_weights_for_cli(path, _FIX), backend=backend)
 
 

@@ -35,5 +35,5 @@ class SGD:
         return {"lr": self.lr}
 
     def load_state_dict(self, state: dict) -> None:
-        """Restore what :meth:`state_dict` returned."""
+        """Restore what [`state_dict`][nn.SGD.state_dict] returned."""
         self.lr = _check_lr(state["lr"])

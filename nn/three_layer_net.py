@@ -56,12 +56,12 @@ class ThreeLayerNet:
     ) -> ThreeLayerNet:
         """Load the book's ``sample_weight.pkl`` (a pickle of a dict of arrays).
 
-        The pickle is read by :func:`nn.data.safe_pickle.load_array_dict`, which
+        The pickle is read by [`nn.load_array_dict`][nn.load_array_dict], which
         never runs code from the file and refuses anything but arrays
-        (:class:`~nn.data.safe_pickle.UnsafePickleError`). Weights that are not
+        ([`UnsafePickleError`][nn.UnsafePickleError]). Weights that are not
         finite floats of shapes W1 (input_size, H1), b1 (H1,), W2 (H1, H2),
         b2 (H2,), W3 (H2, num_classes), b3 (num_classes,) raise a one-line
-        :class:`nn.data.book_weights.WeightsError` (a ``ValueError``), as the
+        `nn.data.book_weights.WeightsError` (a ``ValueError``), as the
         ``nn.inference`` CLI does; None accepts any input size or class count.
         """
         params = load_weights(path, input_size=input_size, num_classes=num_classes)

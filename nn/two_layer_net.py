@@ -12,7 +12,7 @@ from nn.optimizer import SGD
 
 ACTIVATIONS = {"relu": Relu, "sigmoid": Sigmoid}
 GRADIENT_METHODS = ("auto", "fast", "loop")
-#: Rows per forward pass of :meth:`TwoLayerNet.count_correct` (bounds memory).
+#: Rows per forward pass of `TwoLayerNet.count_correct` (bounds memory).
 EVAL_CHUNK = 10000
 
 
@@ -160,7 +160,8 @@ class TwoLayerNet:
         return int(correct), relu is None or fired > 0
 
     def numerical_gradient(self, x, t, method: str = "auto"):
-        """Gradients of :meth:`loss` by central differences, ``{name: array}``.
+        """Gradients of [`loss`][nn.TwoLayerNet.loss] by central differences,
+        ``{name: array}``.
 
         ``method="loop"`` is the book's loop: two full forward passes per
         parameter. ``"fast"`` uses the backend's kernel that reuses what a
@@ -190,7 +191,8 @@ class TwoLayerNet:
         }
 
     def gradient(self, x, t):
-        """Gradients of :meth:`loss` by backpropagation, ``{name: array}``."""
+        """Gradients of [`loss`][nn.TwoLayerNet.loss] by backpropagation,
+        ``{name: array}``."""
         self.loss(x, t)
         dout = self.lastLayer.backward(1)
         layers = list(self.layers.values())
@@ -207,7 +209,7 @@ class TwoLayerNet:
     def train_step(self, x, t, optimizer):
         """One step: gradient by backprop, then ``optimizer.update``. -> 0-d loss.
 
-        With plain :class:`SGD`, a backend that has a fused kernel
+        With plain [`SGD`][nn.SGD], a backend that has a fused kernel
         (``two_layer_sgd_step``) does forward, backward and update in one call,
         unless it returns None for these inputs (the CuPy kernels cover
         float32 and float64 only). The loss returned is the one computed

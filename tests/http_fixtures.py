@@ -1,7 +1,7 @@
 """A local HTTP server for the download tests (tests/nn and tests/reliability).
 
 Each test file defines the request handler that misbehaves the way it needs
-(subclassing :class:`QuietHandler`); this module starts and stops the server.
+(subclassing `QuietHandler`); this module starts and stops the server.
 Importable as ``http_fixtures`` from any test folder, because pytest puts
 ``tests/`` (the folder of the shared conftest.py) on ``sys.path``.
 """

@@ -1,7 +1,7 @@
 """The CuPy backend: arrays on an NVIDIA GPU.
 
 Detection runs in ``CuPyBackend()`` and fails with a distinct one-line
-:class:`BackendUnavailableError` for each cause: CuPy missing, NVIDIA driver
+`BackendUnavailableError` for each cause: CuPy missing, NVIDIA driver
 missing or too old, no CUDA device, NVRTC (CuPy's kernel compiler), cuBLAS or
 the CUDA headers missing, or the first matrix product, kernel launch or
 synchronisation failing (see ``backend.cupy.detect``).
@@ -9,7 +9,7 @@ The shim's ``auto`` turns that into a warning and a CPU backend; an explicit
 ``cupy``/``cuda`` lets it propagate.
 
 Kernels queue work on the current stream and never wait for it: only
-:meth:`CuPyBackend.synchronize`, ``asnumpy`` and the caller's ``float(loss)``
+`CuPyBackend.synchronize`, ``asnumpy`` and the caller's ``float(loss)``
 wait for the device.
 """
 
@@ -118,7 +118,7 @@ class CuPyBackend(Backend):
         self.xp.cuda.get_current_stream().synchronize()
 
     def scaled_rows(self, x, rows, scale, dtype):
-        """As :meth:`Backend.scaled_rows`; see there.
+        """As `Backend.scaled_rows`; see there.
 
         Host row indices (what the trainer passes) are bounds-checked on the
         host first, so a row out of range is the same ``IndexError`` as on the
@@ -152,7 +152,7 @@ class CuPyBackend(Backend):
         return super().softmax(x)
 
     def softmax_cross_entropy(self, x, t):
-        """Fused softmax and the book's cross-entropy; see :class:`Backend`.
+        """Fused softmax and the book's cross-entropy; see `Backend`.
 
         x: (N, C) float; t: (N,) integer labels or (N, C) one-hot. One kernel
         for y and the per-row losses, one reduction for their mean; the loss
@@ -175,7 +175,7 @@ class CuPyBackend(Backend):
 
         x: (P, N, C) float (e.g. the scores of P perturbed copies of a
         network); t: (N,) labels or (N, C) one-hot. Returns ``(losses, y)``:
-        (P,) device array, each entry what :meth:`softmax_cross_entropy` gives
+        (P,) device array, each entry what `softmax_cross_entropy` gives
         for ``x[p]``, and y = softmax(x) (P, N, C). For batched numerical
         gradients: many perturbations per launch instead of one launch each.
         """
@@ -201,7 +201,7 @@ class CuPyBackend(Backend):
     def numerical_gradient(self, f, x):
         """Central differences of an arbitrary Python ``f`` at every element of ``x``.
 
-        This is the generic loop of :class:`Backend`: for a Python function
+        This is the generic loop of `Backend`: for a Python function
         there is nothing to batch, so each element costs a few tiny launches
         plus two calls of ``f``. Use it for small arrays and gradient checks.
         ``TwoLayerNet.numerical_gradient`` does not come here when the backend

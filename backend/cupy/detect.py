@@ -1,9 +1,9 @@
 """Whether CuPy can run this backend here, and a one-line reason when not.
 
-:func:`check_device` tells apart CuPy missing, the NVIDIA driver missing or
+`check_device` tells apart CuPy missing, the NVIDIA driver missing or
 too old, no CUDA device, a GPU too old for this CuPy build and NVRTC (CuPy's
-kernel compiler) missing, each with its own :class:`BackendUnavailableError`
-naming the fix. :func:`probe_first_step` then does what the first training
+kernel compiler) missing, each with its own `BackendUnavailableError`
+naming the fix. `probe_first_step` then does what the first training
 step does, once: load cuBLAS (CuPy 14 loads it lazily, on first use, and its
 wheels bundle neither cuBLAS nor NVRTC nor the CUDA headers its kernels are
 compiled with), one small matrix product, one launch of our kernel (compiled
@@ -92,7 +92,7 @@ def _no_device_message(detail: str) -> str:
 
 
 def check_device(cupy) -> int:
-    """Raise :class:`BackendUnavailableError` unless ``cupy`` can run kernels.
+    """Raise `BackendUnavailableError` unless ``cupy`` can run kernels.
 
     Returns the index of the device to use (``$XPNET_CUDA_DEVICE``, default 0).
     """
@@ -143,9 +143,9 @@ def _detail(exc, limit: int = 240) -> str:
 
 
 def probe_first_step(cupy, fused) -> None:
-    """Raise :class:`BackendUnavailableError` unless what the first training
+    """Raise `BackendUnavailableError` unless what the first training
     step needs works: cuBLAS, a matrix product, a launch of our kernel
-    (``fused``: a :class:`~backend.cupy.kernels.FusedSoftmax` on ``cupy``)
+    (``fused``: a `FusedSoftmax` on ``cupy``)
     and a synchronisation. Each failure names the package that fixes it."""
     major = cupy.cuda.runtime.runtimeGetVersion() // 1000
     stage = "loading cuBLAS"

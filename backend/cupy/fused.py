@@ -1,6 +1,6 @@
 """Launch the fused two-layer kernels (the ``.cu`` files beside this module).
 
-:class:`FusedTwoLayer` fills the CuPy backend's optional slots: the SGD step,
+`FusedTwoLayer` fills the CuPy backend's optional slots: the SGD step,
 the evaluation and the fast numerical gradient of ``TwoLayerNet``, plus the
 uint8 batch gather. Products go to cuBLAS through ``xp.cublas.gemm`` (one
 call each, with its ``alpha``/``beta`` form doing the W1 update); everything
@@ -14,7 +14,7 @@ Launches per call (chapter 5: 784-50-10, batch 100, float32, int64 labels):
   kernel); no copy, no synchronisation;
 - ``scaled_rows``: 1 (the gather and the division by the scale);
 - ``count_correct``: 1 to zero the counters, then 2 per chunk of
-  :data:`EVAL_CHUNK` rows (product, kernel), then one device-to-host copy;
+  `EVAL_CHUNK` rows (product, kernel), then one device-to-host copy;
 - ``numerical_gradient``: 4 in float64 (zeroing the label check, product,
   forward kernel, gradient kernel) plus a cast per float32 input and one
   device-to-host copy (the label check, so bad labels raise as on the CPU).
@@ -307,5 +307,5 @@ class FusedTwoLayer:
 
     def numerical_gradient(self, params, x, t, activation) -> dict | None:
         """Central-difference gradients of TwoLayerNet's loss, or None: see
-        :func:`backend.cupy.numgrad.numerical_gradient`."""
+        `backend.cupy.numgrad.numerical_gradient`."""
         return numgrad.numerical_gradient(self, params, x, t, activation)

@@ -86,7 +86,7 @@ def launch_shape(
 class FusedSoftmax:
     """Softmax and softmax-with-loss, one kernel launch per call, on ``xp`` arrays.
 
-    Call :meth:`supports` first; the callers fall back to the generic ``xp``
+    Call `supports` first; the callers fall back to the generic ``xp``
     code for other dtypes or shapes. The module is compiled (by NVRTC, through
     ``xp.RawModule``) on first use, not at construction.
     """
@@ -148,7 +148,7 @@ class FusedSoftmax:
 
         x: (P, N, C) float, e.g. the scores of P perturbed networks; t: (N,)
         labels or (N, C) one-hot. Returns ``(losses, y)``: (P,) mean losses,
-        each computed as :meth:`softmax_cross_entropy` would, and y (P, N, C).
+        each computed as `softmax_cross_entropy` would, and y (P, N, C).
         """
         loss_rows, y = self.cross_entropy_rows(x, t)
         return loss_rows.mean(axis=-1), y

@@ -241,8 +241,8 @@ class NumbaBackend(Backend):
         return serial_blas()
 
     def two_layer_numerical_gradient(self, params, x, t, activation, forward):
-        """The compiled, parameter-parallel kernel of :mod:`backend.numba.numgrad`;
-        arguments and result as in :class:`backend.base.Backend`."""
+        """The compiled, parameter-parallel kernel of `backend.numba.numgrad`;
+        arguments and result as in `backend.base.Backend`."""
         from backend.numba.numgrad import two_layer_numerical_gradient as fast
 
         return fast(params, x, t, activation, forward)
@@ -253,7 +253,7 @@ class NumbaBackend(Backend):
 
         The products go to BLAS in chunks and the rest runs compiled
         (``accuracy`` says why, with measurements). params as for
-        :meth:`two_layer_sgd_step`; x: (N, D) of the params' dtype; t: (N,)
+        `two_layer_sgd_step`; x: (N, D) of the params' dtype; t: (N,)
         integer labels or (N, C) one-hot. -> ``(int, bool)``, or None for the
         layer-by-layer path to handle when x or t is of another kind (another
         dtype or shape, float labels).

@@ -5,7 +5,7 @@ Imported only by the Numba backend (it imports numba at module level).
 The layer-by-layer ``predict`` over a whole evaluation set (60,000 x 784)
 makes four temporaries the size of the set's hidden activations (12 MB each
 in float32) and walks them in separate NumPy passes. Here the rows go in
-chunks of :data:`CHUNK`: ``x[chunk] @ W1`` and ``h @ W2`` by BLAS into scratch
+chunks of `CHUNK`: ``x[chunk] @ W1`` and ``h @ W2`` by BLAS into scratch
 arrays that stay in cache, and the bias, activation, arg-max and comparison
 with the labels in two compiled calls.
 

@@ -42,7 +42,7 @@ def softmax_rows(x, y, zero):
 
 @njit(cache=True)
 def softmax_rows_serial(x, y, zero):
-    """As :func:`softmax_rows` without threads (small inputs: no fork/join cost)."""
+    """As `softmax_rows` without threads (small inputs: no fork/join cost)."""
     for i in range(x.shape[0]):
         _softmax_row(x[i], y[i], zero)
 
@@ -88,7 +88,7 @@ def softmax_cross_entropy_labels(x, labels, y, consts):
 
 @njit(cache=True)
 def softmax_cross_entropy_labels_serial(x, labels, y, consts):
-    """As :func:`softmax_cross_entropy_labels` on one thread (small inputs)."""
+    """As `softmax_cross_entropy_labels` on one thread (small inputs)."""
     row_loss = np.empty(x.shape[0], np.float64)
     for i in range(x.shape[0]):
         row_loss[i] = _ce_labels_row(x, labels, y, consts, i)
@@ -110,7 +110,7 @@ def softmax_cross_entropy_onehot(x, t, y, consts):
 
 @njit(cache=True)
 def softmax_cross_entropy_onehot_serial(x, t, y, consts):
-    """As :func:`softmax_cross_entropy_onehot` on one thread (small inputs)."""
+    """As `softmax_cross_entropy_onehot` on one thread (small inputs)."""
     row_loss = np.empty(x.shape[0], np.float64)
     for i in range(x.shape[0]):
         row_loss[i] = _ce_onehot_row(x, t, y, consts, i)

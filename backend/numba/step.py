@@ -5,7 +5,7 @@ Imported only by the Numba backend (it imports numba at module level).
 A step (N rows, D inputs, H hidden, C classes) is three calls:
 
 1. ``h = x @ W1`` by BLAS (``np.matmul`` into a scratch array);
-2. :func:`middle`, one serial compiled call for everything small: bias and
+2. `middle`, one serial compiled call for everything small: bias and
    activation, scores, softmax, the loss, ``dy = (y - t) / N``, the gradient
    ``da1`` at the first layer's output, and the updates of b1, W2 and b2;
 3. ``dW1 = x.T @ da1`` by BLAS, then ``W1 -= lr * dW1`` in place.
@@ -40,7 +40,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-#: Status codes returned by :func:`middle` next to the loss.
+#: Status codes returned by `middle` next to the loss.
 OK, BAD_LABEL = 0, 1
 
 
@@ -180,7 +180,7 @@ def middle(h, labels, onehot, use_onehot, b1, W2, b2, lr, sigmoid, consts, ws):
     lr : float scalar of the params' dtype
     sigmoid : bool, the hidden activation is sigmoid (else ReLU)
     consts : (4,) float of the params' dtype: 0, 1, the log's delta 1e-7, 1/N
-    ws : tuple from :func:`workspace`; ``ws[0]`` receives da1 (N, H)
+    ws : tuple from `workspace`; ``ws[0]`` receives da1 (N, H)
 
     Returns ``(loss, status)``: the float64 mean loss before the update and
     ``OK``, or ``BAD_LABEL`` (nothing updated) if a label is outside [0, C).
@@ -215,7 +215,7 @@ def update_w1(W1, dW1, lr):
 def workspace(n: int, d: int, h_size: int, c_size: int, dtype) -> tuple:
     """Scratch arrays for one step on (n, d) inputs; reusable across calls.
 
-    -> (h (N, H), dW1 (D, H), the tuple ``ws`` for :func:`middle`).
+    -> (h (N, H), dW1 (D, H), the tuple ``ws`` for `middle`).
     Allocating them per step costs page faults: the large ones go back to the
     OS on free and fault in again.
     """
@@ -232,8 +232,8 @@ def workspace(n: int, d: int, h_size: int, c_size: int, dtype) -> tuple:
 def sgd_step(x, labels, onehot, use_onehot, W1, b1, W2, b2, lr, sigmoid, consts, ws):
     """One SGD step of Affine-activation-Affine-SoftmaxWithLoss, params in place.
 
-    x: (N, D) C-contiguous in the params' dtype; ``ws`` from :func:`workspace`;
-    the other arguments as for :func:`middle`. -> ``(loss, status)`` as there.
+    x: (N, D) C-contiguous in the params' dtype; ``ws`` from `workspace`;
+    the other arguments as for `middle`. -> ``(loss, status)`` as there.
     """
     h, dW1, mid = ws
     np.matmul(x, W1, out=h)

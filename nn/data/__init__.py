@@ -3,7 +3,7 @@ sources, download with checksums, the parsed-array cache, the book's weights
 (through a pickle reader that runs no code) and atomic file writes.
 
 Host-side I/O: these modules may use NumPy directly. A new dataset in MNIST's
-format is one entry in :data:`nn.data.sources.DATASETS`.
+format is one entry in `nn.data.sources.DATASETS`.
 """
 
 from nn.data.book_weights import WeightsError, load_weights

@@ -1,8 +1,8 @@
 """Host-side checks of chapter 3's weights before they become a ``ThreeLayerNet``.
 
-Shared by :meth:`nn.three_layer_net.ThreeLayerNet.from_pickle` and the
+Shared by `nn.three_layer_net.ThreeLayerNet.from_pickle` and the
 ``python -m nn.inference`` CLI, so both refuse integer, non-finite or
-mis-shaped weights with the same one-line :class:`WeightsError`. This module
+mis-shaped weights with the same one-line `WeightsError`. This module
 reads NumPy arrays straight from a pickle, so (unlike the model code) it may
 import NumPy.
 """
@@ -43,7 +43,7 @@ def check_weights(
     input_size: int | None = INPUT_SIZE,
     num_classes: int | None = NUM_CLASSES,
 ) -> None:
-    """Raise :class:`WeightsError` unless ``params`` are chapter 3's network.
+    """Raise `WeightsError` unless ``params`` are chapter 3's network.
 
     Needed: float arrays W1 (input_size, H1), b1 (H1,), W2 (H1, H2), b2 (H2,),
     W3 (H2, num_classes), b3 (num_classes,), all finite; other entries are
@@ -52,7 +52,7 @@ def check_weights(
     Parameters
     ----------
     params : dict
-        Host NumPy arrays by name, as :func:`nn.data.safe_pickle.load_array_dict`
+        Host NumPy arrays by name, as `nn.data.safe_pickle.load_array_dict`
         returns them.
     path : path
         The file they came from, named in the message.
@@ -107,9 +107,9 @@ def check_weights(
 def load_weights(path: str | os.PathLike, fix: str = FIX, **sizes) -> dict:
     """Read a weights pickle safely and check it. -> ``{name: host ndarray}``.
 
-    Refused pickles raise :class:`~nn.data.safe_pickle.UnsafePickleError` unchanged;
-    usable-but-wrong weights raise :class:`WeightsError` (see
-    :func:`check_weights`, which also takes ``input_size`` and ``num_classes``).
+    Refused pickles raise `UnsafePickleError` unchanged;
+    usable-but-wrong weights raise `WeightsError` (see
+    `check_weights`, which also takes ``input_size`` and ``num_classes``).
     """
     params = load_array_dict(path)
     check_weights(params, path, fix, **sizes)
@@ -117,7 +117,7 @@ def load_weights(path: str | os.PathLike, fix: str = FIX, **sizes) -> dict:
 
 
 def load_weights_for_cli(path, fix: str) -> dict:
-    """:func:`load_weights` with every failure as a one-line :class:`WeightsError`."""
+    """`load_weights` with every failure as a one-line `WeightsError`."""
     try:
         params = load_array_dict(path)
     except UnsafePickleError as exc:

@@ -34,7 +34,7 @@ class Checksums:
     content_sha256: str | None = None
 
     def check(self, path: Path, md5: str, sha256: str) -> None:
-        """Raise :class:`ChecksumMismatch` unless ``path`` matches a digest.
+        """Raise `ChecksumMismatch` unless ``path`` matches a digest.
 
         ``md5`` and ``sha256`` are the digests of the downloaded bytes.
         """

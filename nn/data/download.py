@@ -12,11 +12,11 @@ offline sites and tests can point at their own server (``file://`` works too).
 
 Besides the socket timeout of each read, fetching a file from one mirror has a
 total deadline (``deadline=``, else ``$XPNET_DOWNLOAD_DEADLINE`` seconds, else
-:data:`DEFAULT_DEADLINE`), so that a mirror dripping bytes slowly cannot hang a
+`DEFAULT_DEADLINE`), so that a mirror dripping bytes slowly cannot hang a
 run: the mirror is abandoned and the next one tried.
 
 This module is the policy (mirror order, retries, deadline, atomic rename);
-:mod:`nn.data.http_fetch` streams one URL and :mod:`nn.data.checksums` checks the bytes.
+`nn.data.http_fetch` streams one URL and `nn.data.checksums` checks the bytes.
 """
 
 from __future__ import annotations
@@ -141,7 +141,7 @@ def download_file(
     mirrors : sequence of str
         Base URLs, tried in order.
     checksums : Checksums
-        The published digests (see :class:`Checksums`).
+        The published digests (see `Checksums`).
     retries : int
         Extra attempts per mirror after a transient failure.
     timeout : float
@@ -153,9 +153,9 @@ def download_file(
     deadline : float, optional
         Seconds one mirror may take for the whole file (connection to last
         byte) before it is abandoned for the next one; default
-        ``$XPNET_DOWNLOAD_DEADLINE``, else :data:`DEFAULT_DEADLINE`.
+        ``$XPNET_DOWNLOAD_DEADLINE``, else `DEFAULT_DEADLINE`.
 
-    Raises :class:`DownloadError` listing every attempt when all mirrors fail.
+    Raises `DownloadError` listing every attempt when all mirrors fail.
     """
     dest = Path(dest)
     deadline = _resolve_deadline(deadline)

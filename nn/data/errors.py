@@ -1,4 +1,4 @@
-"""The errors of :func:`nn.data.mnist.load_mnist` (locating and parsing alike)."""
+"""The errors of `nn.data.mnist.load_mnist` (locating and parsing alike)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,8 @@ __all__ = ["DatasetError", "DatasetFormatError", "DatasetNotFoundError"]
 
 
 class DatasetError(RuntimeError):
-    """Base class of the errors of :func:`load_mnist` (messages are one line)."""
+    """Base class of the errors of [`load_mnist`][nn.load_mnist] (messages are
+    one line)."""
 
 
 class DatasetNotFoundError(DatasetError, FileNotFoundError):

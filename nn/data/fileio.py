@@ -1,15 +1,15 @@
 """Atomic file writes: a file is either its old complete self or its new one.
 
 Checkpoints, metrics rewrites and figures are written to a temporary file in
-the destination's directory and renamed over it with :func:`os.replace`, which
+the destination's directory and renamed over it with `os.replace`, which
 is atomic on POSIX and Windows, so a crash or Ctrl-C never leaves half a file.
 
 A SIGKILL can still leave the hidden temporary file behind
 (``.<name>.<8 random chars>.tmp``, or ``.part`` for downloads). The next write
-of the same file removes such leftovers with :func:`remove_stale_temps`: only
+of the same file removes such leftovers with `remove_stale_temps`: only
 names of exactly that pattern, only when no live process holds the file's
 lock (every writer holds one while it writes) and only when untouched for
-:data:`STALE_AFTER` seconds.
+`STALE_AFTER` seconds.
 """
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ def make_temp(path: Path, suffix: str) -> tuple[int, str]:
     """A locked, hidden temporary file next to ``path``. -> (fd, name).
 
     The lock (released when the fd is closed, or when the process dies) tells
-    :func:`remove_stale_temps` in other processes that the file is in use.
+    `remove_stale_temps` in other processes that the file is in use.
     """
     remove_stale_temps(path.parent, path.name, suffix)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
@@ -67,7 +67,7 @@ def remove_stale_temps(
     """Remove temporary files of ``name`` that a killed writer left in ``directory``.
 
     Only ``.<name>.<8 chars>.<suffix>`` files (our own naming) that no process
-    holds locked and that are older than :data:`STALE_AFTER`. ``once``: scan a
+    holds locked and that are older than `STALE_AFTER`. ``once``: scan a
     given directory and name once per process. Never raises. -> files removed.
     """
     key = (os.path.abspath(directory), name, suffix)

@@ -3,7 +3,7 @@
 Reads take whatever bytes have arrived (``read1``), so a mirror dripping a few
 bytes at a time cannot keep a read waiting past the deadline; the socket
 timeout still bounds a silent connection. ``file://`` URLs work too
-(``urllib``). Retries and the choice of mirror are :mod:`nn.data.download`'s job.
+(``urllib``). Retries and the choice of mirror are `nn.data.download`'s job.
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ def fetch(url, out, timeout, deadline, max_bytes, progress, name):
     timeout : float
         Seconds to wait for the connection or for any bytes of a read.
     deadline : float
-        Seconds the whole transfer may take; then :class:`DeadlineExceeded`.
+        Seconds the whole transfer may take; then `DeadlineExceeded`.
     max_bytes : int
         Larger bodies raise ``ValueError`` (by Content-Length or as they come).
     progress : bool or None

@@ -135,7 +135,7 @@ def _read_gzip(f, name: str, file_size: int) -> bytes:
 def read_idx_bytes(path: str | os.PathLike) -> bytes:
     """The whole (decompressed) content of the IDX file at ``path``, validated.
 
-    Raises :class:`IdxFormatError` for an empty file, a wrong magic number, an
+    Raises `IdxFormatError` for an empty file, a wrong magic number, an
     unsupported element type, truncated data, trailing garbage or a corrupt
     gzip stream; ``FileNotFoundError`` when ``path`` does not exist.
     """
@@ -174,6 +174,6 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
 
     Returns a NumPy array with the header's shape and dtype (native byte
     order): MNIST images -> (N, 28, 28) uint8, labels -> (N,) uint8. Never a
-    silently short array: see :func:`read_idx_bytes` for the errors raised.
+    silently short array: see `read_idx_bytes` for the errors raised.
     """
     return parse_idx(read_idx_bytes(Path(path)), str(path))

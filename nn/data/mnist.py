@@ -7,10 +7,10 @@ Where each IDX file comes from, first match wins:
    ``fashion-mnist/``); files may be gzipped or not;
 2. the user cache ``$XDG_CACHE_HOME/xpnet/<dataset>/`` (else ``~/.cache/xpnet``);
 3. for Fashion-MNIST, Debian's ``/usr/share/datasets/fashion-mnist``;
-4. a verified download into the user cache (see :mod:`nn.data.download`).
+4. a verified download into the user cache (see `nn.data.download`).
 
 This module finds the files and shapes the arrays as the book does;
-:mod:`nn.data.parsed` validates them by structure (magic, dimensions, counts,
+`nn.data.parsed` validates them by structure (magic, dimensions, counts,
 label range), not by checksum, because recompressed copies are common, and
 keeps the parsed arrays in ``<cache>/<dataset>/parsed-<split>.npz`` (never a
 pickle), rebuilt when a source file's size or modification time changes or
@@ -46,7 +46,7 @@ DATA_DIR_ENV = "XPNET_DATA_DIR"
 SPLITS = ("train", "test")
 #: normalize=True divides the uint8 pixels by this, in float32.
 PIXEL_SCALE = 255.0
-#: Keyword arguments of :func:`nn.data.download.download_file` used by the loaders.
+#: Keyword arguments of `nn.data.download.download_file` used by the loaders.
 DOWNLOAD_OPTIONS = {"retries": 2, "timeout": 30.0, "backoff": 1.0}
 
 
@@ -173,7 +173,8 @@ def load_mnist_split(
     data_dir: str | os.PathLike | None = None,
     download: bool = True,
 ):
-    """One split (``"train"`` or ``"test"``) as ``(x, t)``; see :func:`load_mnist`.
+    """One split (``"train"`` or ``"test"``) as ``(x, t)``; see
+    [`load_mnist`][nn.load_mnist].
 
     Only that split's two files are looked for, so chapter 3's inference
     (``split="test"``) works without the training images.

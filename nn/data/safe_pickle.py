@@ -2,7 +2,7 @@
 
 A pickle names the callables it needs to rebuild its objects, and the standard
 ``pickle.load`` imports and calls whatever it names (``os.system``, ...). Here
-:class:`ArrayDictUnpickler` resolves only the few NumPy and ``collections``
+`ArrayDictUnpickler` resolves only the few NumPy and ``collections``
 names that arrays in a dict need, and refuses every other name before anything
 is imported or called. Object arrays (which could hold arbitrary objects) are
 refused too.
@@ -163,8 +163,9 @@ class ArrayDictUnpickler(pickle.Unpickler):
 def load_array_dict(path: str | os.PathLike) -> dict[str, np.ndarray]:
     """Load a pickle of ``{name: ndarray}`` (e.g. the book's sample_weight.pkl).
 
-    Never executes code from the file. Raises :class:`UnsafePickleError`
-    naming the file when it holds anything else, or is not a pickle.
+    Never executes code from the file. Raises
+    [`UnsafePickleError`][nn.UnsafePickleError] naming the file when it holds
+    anything else, or is not a pickle.
     """
     try:
         with open(path, "rb") as f:

@@ -1,6 +1,6 @@
 """Where MNIST and Fashion-MNIST come from: file names, published checksums, mirrors.
 
-Each file has three published digests (see :class:`nn.data.checksums.Checksums`): the
+Each file has three published digests (see `nn.data.checksums.Checksums`): the
 md5 of the ``.gz`` (torchvision, Zalando's README), the sha256 of the ``.gz``
 (TensorFlow Datasets; MNIST only) and the sha256 of the gunzipped IDX content,
 which survives recompression by a mirror or a distribution.

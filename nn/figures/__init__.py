@@ -1,9 +1,9 @@
 """Figures: the book's chapter 3 and 4 figures, the gradient timing chart,
-and a training run's loss and accuracy plots (:mod:`nn.figures.plot`).
+and a training run's loss and accuracy plots (`nn.figures.plot`).
 
-One namespace over three modules: :mod:`nn.figures.digits` (chapter 3's
-digit grids), :mod:`nn.figures.calculus` (chapter 4's tangent, gradient field
-and descent figures) and :mod:`nn.figures.timing` (seconds per gradient).
+One namespace over three modules: `nn.figures.digits` (chapter 3's
+digit grids), `nn.figures.calculus` (chapter 4's tangent, gradient field
+and descent figures) and `nn.figures.timing` (seconds per gradient).
 
 Each function returns a ``matplotlib.figure.Figure`` (shown inline in Jupyter
 after ``%matplotlib inline``) and, given ``path``, also writes it as a PNG

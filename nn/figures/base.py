@@ -1,4 +1,4 @@
-"""Shared plumbing of the chapter figures (:mod:`nn.figures`).
+"""Shared plumbing of the chapter figures (`nn.figures`).
 
 A headless ``Figure`` (matplotlib imported only when a figure is drawn) and
 the optional atomic PNG write. Arrays of any backend come to the host through

@@ -2,7 +2,7 @@
 
 The book's figures 4-7 (numerical differentiation), 4-9 (minus the gradient
 of x0² + x1² as arrows) and 4-10 (gradient descent, here at three learning
-rates), computed with :mod:`nn.gradient` on host NumPy arrays.
+rates), computed with `nn.gradient` on host NumPy arrays.
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ def tangent_lines(
 ):
     """``f`` with its tangent lines at ``at``, slopes from ``numerical_diff``.
 
-    The book's figure 4-7 (f = :func:`function_1`, tangent at x = 5; here at 5
+    The book's figure 4-7 (f = `function_1`, tangent at x = 5; here at 5
     and 10, whose slopes the book prints as 0.1999... and 0.2999...).
     """
     x = np.arange(x_range[0], x_range[1], 0.1)

@@ -100,7 +100,7 @@ def misclassified_digits(
 ):
     """The first ``max_images`` images whose prediction is wrong, "predicted/true".
 
-    images: (N, ...) as for :func:`digit_grid`; labels: (N,) or one-hot;
+    images: (N, ...) as for `digit_grid`; labels: (N,) or one-hot;
     predicted: (N,) labels or (N, C) scores/probabilities (arg-max is taken).
     """
     x = _as_images(images)

@@ -161,7 +161,7 @@ def plot_run_comparison(
     """Loss curves (left) and test accuracy per evaluation (right) of several runs.
 
     runs: ``{label: {"iteration", "loss", "eval_iteration", "test_acc": (N,)
-    or (E,) sequences}}``, e.g. the columns of :func:`nn.training.metrics.read_metrics`.
+    or (E,) sequences}}``, e.g. the columns of `nn.training.metrics.read_metrics`.
     """
     fig, (ax_loss, ax_acc) = new_figure(2)
     curves = {k: (r["iteration"], r["loss"]) for k, r in runs.items()}

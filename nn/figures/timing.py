@@ -59,7 +59,7 @@ def time_bars(
     """Horizontal bars of seconds per call on a log axis, slowest first.
 
     times: ``{label: seconds}``, or pytest-benchmark results (a JSON path or
-    dict) read by :func:`benchmark_times` with ``select`` (group, stat, size).
+    dict) read by `benchmark_times` with ``select`` (group, stat, size).
     Backprop rows are drawn in another colour; each bar is annotated with its
     time and its speed-up over the slowest row.
     """

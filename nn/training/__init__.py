@@ -1,7 +1,7 @@
-"""Training: the :class:`Trainer` (mini-batch SGD with an evaluation every
+"""Training: the `Trainer` (mini-batch SGD with an evaluation every
 epoch), its configuration, checkpoints, the ``metrics.csv`` log (with its
 recovery), progress reporting and the ``xpnet-train`` command line
-(:mod:`nn.training.cli`, which ``train.py`` wraps).
+(`nn.training.cli`, which ``train.py`` wraps).
 
 The model code in ``nn/`` never imports this package; it imports the model.
 """

@@ -1,7 +1,7 @@
 """``xpnet-train``'s flags: the parser, its checks and the errors it reports.
 
 Every bad flag is one line ``<prog>: error: ...`` with exit code 2 (see
-:mod:`nn.training.cli`, which runs the parsed arguments).
+`nn.training.cli`, which runs the parsed arguments).
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 A checkpoint holds host NumPy copies of the weights (so one saved on the GPU
 loads on the CPU and back), the training history, and a JSON ``meta`` record:
 format version, iteration, config, optimizer state, the batch sampler's RNG
-state, dataset and backend names. Writes are atomic (see :mod:`nn.data.fileio`).
+state, dataset and backend names. Writes are atomic (see `nn.data.fileio`).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import numpy as np
 
 from nn.data.fileio import atomic_write
 
-#: Version of the layout written by :func:`save_checkpoint`; bump on changes.
+#: Version of the layout written by `save_checkpoint`; bump on changes.
 FORMAT_VERSION = 1
 #: Name of the checkpoint inside a run directory.
 CHECKPOINT_NAME = "checkpoint.npz"
@@ -53,7 +53,7 @@ class Checkpoint:
     format_version: int = FORMAT_VERSION
 
     def check_params(self, expected_shapes: dict) -> None:
-        """Raise :class:`CheckpointError` unless the weights have these shapes.
+        """Raise `CheckpointError` unless the weights have these shapes.
 
         expected_shapes: ``{name: shape}`` of the network to load into.
         """
@@ -106,9 +106,9 @@ def save_checkpoint(path: str | os.PathLike, ckpt: Checkpoint) -> Path:
 
 
 def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
-    """Read a checkpoint written by :func:`save_checkpoint`, never unpickling.
+    """Read a checkpoint from [`save_checkpoint`][nn.save_checkpoint], never unpickling.
 
-    Raises :class:`CheckpointError` with a one-line reason for a missing,
+    Raises [`CheckpointError`][nn.CheckpointError] with a one-line reason for a missing,
     truncated or foreign file and for a newer format version.
     """
     path = resolve_path(path)

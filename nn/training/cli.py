@@ -1,7 +1,7 @@
 """Train the book's two-layer network on MNIST or Fashion-MNIST (chapters 4 and 5).
 
-The command line over :mod:`nn.training.trainer`: ``xpnet-train`` when
-installed, ``python train.py`` in a clone (the same :func:`main`).
+The command line over `nn.training.trainer`: ``xpnet-train`` when
+installed, ``python train.py`` in a clone (the same `main`).
 Exit codes: 0 done, 1 the run
 failed (diverged, device or data unavailable, disk error), 2 bad arguments,
 130 stopped by Ctrl-C (checkpoint and metrics saved; continue with --resume).

@@ -92,7 +92,8 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, data: dict) -> TrainConfig:
-        """The config stored by :meth:`to_dict`; unknown keys are ignored."""
+        """The config stored by [`to_dict`][nn.TrainConfig.to_dict]; unknown keys are
+        ignored."""
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in known})
 

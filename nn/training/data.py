@@ -14,7 +14,7 @@ def load_data(
     """``((x_train, t_train), (x_test, t_test))``: flattened images, labels.
 
     Images as float32 in [0, 1], or with ``normalize=False`` as uint8 pixels
-    for a :class:`~nn.training.trainer.Trainer` with ``pixel_scale=PIXEL_SCALE``.
+    for a [`Trainer`][nn.Trainer] with ``pixel_scale=PIXEL_SCALE``.
     """
     from nn.data.mnist import load_mnist
 

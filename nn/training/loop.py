@@ -23,7 +23,7 @@ FLUSH_SECONDS = 1.0
 def run_steps(trainer, metrics, stop) -> None:
     """Step ``trainer`` until its ``total`` or ``stop.requested``, flushing losses.
 
-    Evaluates (see :func:`nn.training.evaluation.evaluate`) at every ``eval_every``
+    Evaluates (see `nn.training.evaluation.evaluate`) at every ``eval_every``
     iteration and at the last; ``metrics``: the run's MetricsWriter or None.
     """
     buf = trainer.backend.xp.zeros(FLUSH_EVERY, dtype=trainer.net.dtype)

@@ -4,9 +4,9 @@ Columns: ``iteration, epoch, elapsed_s, loss, train_acc, test_acc``. A step
 row has ``loss`` and empty accuracies; an evaluation row has the accuracies
 and an empty ``loss``. Each batch of rows is appended with a single
 ``os.write`` on an ``O_APPEND`` descriptor, so a killed process leaves at most
-one incomplete last line, which :func:`read_metrics` ignores. A resume keeps
+one incomplete last line, which `read_metrics` ignores. A resume keeps
 the rows up to its checkpoint; a file damaged otherwise is recovered as far as
-possible (see :mod:`nn.training.metrics_recovery`). A step row rebuilt that way has an
+possible (see `nn.training.metrics_recovery`). A step row rebuilt that way has an
 empty ``elapsed_s`` (read back as None).
 """
 
@@ -100,7 +100,7 @@ class MetricsWriter:
     ``resume_at``: keep the rows of an existing file up to this iteration
     (what the checkpoint being resumed has seen) and drop the rest; ``None``
     starts a new file. ``history`` (the checkpoint's
-    :class:`~nn.training.record.History`) and ``iters_per_epoch`` let a damaged
+    `History`) and ``iters_per_epoch`` let a damaged
     file be checked and its missing rows rebuilt; ``warn`` receives the one
     line describing such a repair (default: printed to stderr).
     """

@@ -18,7 +18,7 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
-#: A number as :class:`~nn.training.metrics.MetricsWriter` formats one
+#: A number as `MetricsWriter` formats one
 #: (``nan``/``inf`` too).
 _NUMBER = r"[-+]?(?:\d+(?:\.\d*)?(?:e[-+]?\d+)?|nan|inf)"
 _ROW = re.compile(
@@ -29,7 +29,7 @@ _ROW = re.compile(
 
 @dataclass
 class Recovery:
-    """What :func:`recover_rows` kept, and what it found wrong."""
+    """What `recover_rows` kept, and what it found wrong."""
 
     rows: list = field(default_factory=list)  # lines, in the file's order
     missing_file: bool = False
@@ -55,10 +55,10 @@ class Recovery:
 def recover_rows(path, header, resume_at, history=None, iters_per_epoch=None, fmt=None):
     """The rows of metrics file ``path`` to keep when resuming at ``resume_at``.
 
-    ``history``: the checkpoint's :class:`~nn.training.record.History` (``loss[i]``
+    ``history``: the checkpoint's `History` (``loss[i]``
     is step ``i + 1``'s loss); with ``iters_per_epoch`` it checks the rows and
     rebuilds the missing ones. ``fmt``: the writer's ``(step_row, eval_row)``.
-    -> :class:`Recovery`.
+    -> `Recovery`.
     """
     path = Path(path)
     out = Recovery(missing_file=not path.exists())

@@ -2,8 +2,8 @@
 
 The trainer calls a reporter's ``start``, ``progress`` (at most about once a
 second, when losses are pulled to the host anyway), ``evaluation`` (once per
-epoch) and ``finish``. :class:`SilentReporter` prints nothing;
-:class:`ConsoleReporter` prints the book's ``train acc, test acc | ...`` lines.
+epoch) and ``finish``. `SilentReporter` prints nothing;
+`ConsoleReporter` prints the book's ``train acc, test acc | ...`` lines.
 """
 
 from __future__ import annotations

@@ -46,7 +46,7 @@ class History:
 
 @dataclass
 class TrainResult:
-    """How a call of :meth:`Trainer.fit` ended."""
+    """How a call of `Trainer.fit` ended."""
 
     iterations: int
     train_acc: float

@@ -1,4 +1,4 @@
-"""A trainer's state as a :class:`~nn.training.checkpoint.Checkpoint`, and back.
+"""A trainer's state as a `Checkpoint`, and back.
 
 Weights go to the host (so any backend can load them) and come back in place,
 since the network's layers hold references to the very parameter arrays.
@@ -12,7 +12,7 @@ from nn.training.checkpoint import Checkpoint, CheckpointError
 
 
 def snapshot(trainer) -> Checkpoint:
-    """The run's state now, as host arrays (see :mod:`nn.training.checkpoint`)."""
+    """The run's state now, as host arrays (see `nn.training.checkpoint`)."""
     config = replace(trainer.config, iters=trainer.total, epochs=None)
     return Checkpoint(
         params={k: trainer.backend.asnumpy(v) for k, v in trainer.net.params.items()},
@@ -29,7 +29,7 @@ def snapshot(trainer) -> Checkpoint:
 
 def restore(trainer, ckpt: Checkpoint) -> None:
     """Load ``ckpt`` into a freshly built ``trainer``: weights (in place), RNG,
-    optimizer, iteration and history. :class:`CheckpointError` if it does not fit.
+    optimizer, iteration and history. `CheckpointError` if it does not fit.
     """
     net = trainer.net
     ckpt.check_params({k: tuple(v.shape) for k, v in net.params.items()})

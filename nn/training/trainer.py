@@ -9,7 +9,7 @@ Usable from Python and notebooks::
 The data is moved to the backend once. Losses stay on the device in a small
 buffer and are pulled to the host in one copy about once a second (or every
 ``FLUSH_EVERY`` steps), which is also when divergence is checked (the step
-loop, :mod:`nn.training.loop`); accuracies are computed once an epoch. Batches
+loop, `nn.training.loop`); accuracies are computed once an epoch. Batches
 are drawn on the host from one ``numpy.random.Generator`` (seeded weights
 first, then batches) whose state is checkpointed, so a resumed run repeats an
 uninterrupted one exactly.
@@ -65,11 +65,11 @@ class Trainer:
     labels or (N, C) one-hot. ``out_dir`` (optional) receives ``metrics.csv``,
     ``checkpoint.npz`` (at every evaluation and at the end) and the plots.
     ``reporter`` prints progress (default
-    :class:`~nn.training.progress.ConsoleReporter`).
+    `ConsoleReporter`).
 
     ``pixel_scale``: x holds integer pixels, such as
     ``load_data(normalize=False)``'s uint8 images, divided by it on the way
-    in (``Backend.scaled_rows``). With :data:`~nn.data.mnist.PIXEL_SCALE` that is
+    in (``Backend.scaled_rows``). With `PIXEL_SCALE` that is
     bit for bit the normalized float32 images. On a CPU backend, batches are
     then gathered from the pixels, a quarter of the bytes per random row
     (measured on Numba: 243 against 272 us per step), which the trainer keeps
@@ -79,7 +79,7 @@ class Trainer:
     pixels and labels stay on the device for the run and the gather with its
     division is one kernel (``CuPyBackend.scaled_rows``); the batch indices
     come from the same host generator, uploaded an epoch at a time
-    (:class:`~nn.training.indices.BatchIndices`), so a step copies nothing.
+    (`BatchIndices`), so a step copies nothing.
     """
 
     def __init__(
@@ -159,10 +159,10 @@ class Trainer:
 
     @classmethod
     def resume(cls, checkpoint, train, test, *, iters=None, epochs=None, **kwargs):
-        """A trainer that continues ``checkpoint`` (a path or a :class:`Checkpoint`).
+        """A trainer that continues ``checkpoint`` (a path or a `Checkpoint`).
 
         ``iters`` or ``epochs`` extend (or shorten) the run; every other
-        setting comes from the checkpoint. ``kwargs`` as for :class:`Trainer`;
+        setting comes from the checkpoint. ``kwargs`` as for [`Trainer`][nn.Trainer];
         ``out_dir`` defaults to the checkpoint's folder when given a path.
         """
         ckpt = checkpoint
@@ -222,8 +222,8 @@ class Trainer:
     def fit(self, handle_sigint: bool = True) -> TrainResult:
         """Train up to ``total`` iterations; Ctrl-C stops after the current step.
 
-        Raises :class:`TrainingDiverged` when the loss or weights stop being
-        finite (the last checkpoint on disk is the last good one).
+        Raises [`TrainingDiverged`][nn.TrainingDiverged] when the loss or weights
+        stop being finite (the last checkpoint on disk is the last good one).
         """
         if self.out_dir is not None:
             self.out_dir.mkdir(parents=True, exist_ok=True)
@@ -307,7 +307,7 @@ class Trainer:
         return self.out_dir / CHECKPOINT_NAME if self.out_dir is not None else None
 
     def checkpoint(self) -> Checkpoint:
-        """The run's state now, as host arrays (see :mod:`nn.training.checkpoint`)."""
+        """The run's state now, as host arrays (see `nn.training.checkpoint`)."""
         return snapshot(self)
 
     def _save_plots(self) -> None:

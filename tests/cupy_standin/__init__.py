@@ -4,11 +4,11 @@ The shim takes it for CuPy, so the CuPy backend, ``nn`` and the CLIs run
 their GPU code paths without a GPU. What it keeps from CuPy (each checked
 against CuPy 14's source or its "Differences between CuPy and NumPy" page):
 
-* :class:`ndarray` wraps a NumPy array (no subclass); its type's module is
+* `ndarray` wraps a NumPy array (no subclass); its type's module is
   ``cupy``, which is how ``backend._is_cupy_array`` recognises device arrays.
 * No implicit conversion: ``np.asarray(a)`` / ``a.__array__()`` raise
   ``TypeError``. ``.get()``, ``.item()``, ``.tolist()``, ``float()``,
-  ``int()``, ``bool()``, ``repr()`` and :func:`asnumpy` copy to the host and
+  ``int()``, ``bool()``, ``repr()`` and `asnumpy` copy to the host and
   wait (``float()`` of a non-0-d array then fails as NumPy's does: CuPy calls
   ``float(self.get())``).
 * Ufuncs and kernels accept device arrays and scalars only: a host
@@ -17,12 +17,12 @@ against CuPy 14's source or its "Differences between CuPy and NumPy" page):
   ``IndexError``); reductions and element access give 0-d device arrays.
 * ``add.at``, ``add.reduceat`` (add only, as in CuPy), ``RawModule`` /
   ``RawKernel`` (the real CUDA source compiled for the host, see
-  :mod:`cupy_standin.hostcc`; scalar arguments must have the parameter's exact
+  `cupy_standin.hostcc`; scalar arguments must have the parameter's exact
   type: Python int is int64 and float is float64, as CuPy passes them),
   ``cuda.runtime``, ``cuda.nvrtc``, ``cuda.cublas``, ``cuda.Device``,
   ``cuda.Stream`` and ``cuda.get_current_stream()``.
 
-It counts, in :data:`counters`: ``launches`` (one per array operation that
+It counts, in `counters`: ``launches`` (one per array operation that
 writes new device memory: an elementwise op, a reduction, a gather, a
 ``matmul``, a ``RawKernel`` call; views and ``empty`` are free; CuPy itself
 may split one operation into several kernels, so this is a lower bound),
@@ -35,10 +35,10 @@ read back). Use::
         net.train_step(x, t, lr)
     assert c.syncs == 0
 
-Only the functions in :data:`FUNCTIONS` exist (each is in CuPy 14's namespace;
+Only the functions in `FUNCTIONS` exist (each is in CuPy 14's namespace;
 ``tests/backend/test_cupy_standin.py`` checks that against real CuPy), so code
 that calls something CuPy lacks fails here too. Failures for detection tests:
-:func:`failing` (e.g. ``failing("cublas", ImportError(...))``).
+`failing` (e.g. ``failing("cublas", ImportError(...))``).
 """
 
 from __future__ import annotations
@@ -83,7 +83,7 @@ counters = Counters()
 
 
 class _Delta:
-    """What happened inside a :func:`counting` block (live until it ends)."""
+    """What happened inside a `counting` block (live until it ends)."""
 
     def __init__(self):
         self._start = counters.snapshot()

@@ -1,4 +1,4 @@
-"""``cupy.cublas`` of the stand-in: :func:`gemm`, as CuPy 14 defines it.
+"""``cupy.cublas`` of the stand-in: `gemm`, as CuPy 14 defines it.
 
 Like the real ``cupy.cublas`` it is a submodule that must be imported
 (``import cupy.cublas``; ``import cupy`` alone does not load it). Checked

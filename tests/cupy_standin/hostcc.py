@@ -10,7 +10,7 @@ signature table.
 Running threads one after another is exactly a kernel's semantics when its
 threads never cooperate. A source that uses ``__shared__`` or
 ``__syncthreads()`` gets the cooperative launcher instead (see
-:data:`COOPERATIVE`): each thread is a fiber and the barrier switches between
+`COOPERATIVE`): each thread is a fiber and the barrier switches between
 them, so block reductions through shared memory run as on a GPU. Not
 emulated (a build error): dynamic ``extern __shared__`` arrays, warp
 primitives (``__shfl_*_sync``, ``__syncwarp``). ``atomicAdd`` is a plain

@@ -40,7 +40,7 @@ def install(be=None):
 
 @contextlib.contextmanager
 def installed(be=None):
-    """:func:`install` for the duration of a ``with`` block."""
+    """`install` for the duration of a ``with`` block."""
     previous = B._instances.get("cupy")
     be = install(be)
     try:

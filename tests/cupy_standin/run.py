@@ -6,7 +6,7 @@
     python tests/cupy_standin/run.py -c "import backend; print(backend.NAMES)"
 
 For subprocess tests of the command-line tools: the tools themselves are run
-unchanged (``runpy``), after :func:`cupy_standin.install.install`.
+unchanged (``runpy``), after `cupy_standin.install.install`.
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ bytes, absurd dimensions, corrupt or cut gzip streams, garbage after the gzip
 member, and plain random bytes. An independent reference parser (the format
 written out again here with ``struct`` and ``gzip.decompress``) says whether
 each file is valid; ``read_idx`` must then return exactly the reference array
-or raise its own one-line :class:`IdxFormatError` naming the file.
+or raise its own one-line `IdxFormatError` naming the file.
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ Each Hypothesis example writes an images file and a labels file into a fresh
 shapes or element types, files swapped, truncated, padded or with corrupt
 gzip. The reference decides validity independently; the loader must return
 exactly the reference arrays, or raise the project's own one-line error
-(:class:`IdxFormatError` or :class:`DatasetError`), and must never leave a
+(`IdxFormatError` or `DatasetError`), and must never leave a
 parsed cache of data it refused.
 """
 
