@@ -299,7 +299,11 @@ def main(argv=None) -> int:
             # A stage may use its budget plus whatever the earlier ones left.
             used = time.monotonic() - begin
             earlier = sum(budgets[k] for k in stages[: stages.index(stage) + 1])
-            limit = max(earlier - used, 0) if stage != stages[-1] else r.left()
+            limit = max(earlier - used, 0)
+            if stage in budgets.overrides:
+                limit = budgets[stage]  # exactly what was asked
+            elif stage == stages[-1]:
+                limit = r.left()  # the last stage has the rest
             if stage == "device":
                 part_device(r)
                 data = find_data(args, out)
@@ -319,12 +323,12 @@ def main(argv=None) -> int:
     return 0 if passed else 1
 
 
-def plan_budgets(args, stages: list[str]) -> dict[str, float]:
+def plan_budgets(args, stages: list[str]) -> Budgets:
     """Seconds per stage: ``SHARES`` of the budget (skipped stages' shares
     spread over the others), then any ``--stage-seconds`` override."""
     total = args.budget - RESERVE
     weight = sum(SHARES[k] for k in stages)
-    budgets = {k: total * SHARES[k] / weight for k in stages}
+    budgets = Budgets({k: total * SHARES[k] / weight for k in stages})
     for item in args.stage_seconds:
         name, _, value = item.partition("=")
         if name not in budgets or not value.replace(".", "", 1).isdigit():
@@ -333,7 +337,16 @@ def plan_budgets(args, stages: list[str]) -> dict[str, float]:
                 + ", ".join(budgets)
             )
         budgets[name] = float(value)
+        budgets.overrides.add(name)
     return budgets
+
+
+class Budgets(dict):
+    """{stage: seconds}, and which of them ``--stage-seconds`` set."""
+
+    def __init__(self, *args):
+        super().__init__(*args)
+        self.overrides: set[str] = set()
 
 
 def parse_args(argv):
