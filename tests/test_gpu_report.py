@@ -118,3 +118,26 @@ def test_the_budgets_fit_eight_minutes_and_are_printed():
     args = module.parse_args(["--skip", "bench", "--stage-seconds", "cli=30"])
     budgets = module.plan_budgets(args, ["device", "tests", "cli", "peers"])
     assert "bench" not in budgets and budgets["cli"] == 30
+
+
+def test_the_loop_rows_warm_up_on_the_loops_own_code(monkeypatch):
+    """The numerical-gradient loop row's warm-up runs the timed loop's calls on
+    one element of every parameter: its gradients are the loop's first
+    entries, and the parameters are left as they were."""
+    import numpy as np
+
+    monkeypatch.syspath_prepend(str(ROOT / "bench"))
+    import gpu_rows
+
+    import nn
+
+    rng = np.random.default_rng(0)
+    x, t = rng.random((6, 12)), rng.integers(0, 3, 6)
+    net = nn.TwoLayerNet(12, 5, 3, backend="numpy", rng=0)
+    before = {k: v.copy() for k, v in net.params.items()}
+    warm = gpu_rows._warm_loop(net, x, t)
+    full = net.numerical_gradient(x, t, method="loop")
+    for key, grad in warm.items():
+        assert grad.shape == (1,) * full[key].ndim
+        assert grad.ravel()[0] == full[key].ravel()[0]
+        assert net.params[key].tobytes() == before[key].tobytes()
