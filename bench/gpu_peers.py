@@ -334,6 +334,9 @@ def start_worker(name: str, args) -> subprocess.Popen:
     cmd += [str(HERE / "gpu_peers.py"), "--worker", name, "--device", args.device]
     cmd += ["--smoke"] if args.smoke else []
     env = dict(os.environ)
+    # JAX takes 75% of the GPU's memory at start-up by default; the other
+    # workers share the GPU, so it allocates as it goes instead.
+    env.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
     env["PYTHONPATH"] = os.pathsep.join(
         [str(ROOT), str(HERE), env.get("PYTHONPATH", "")]
     )
