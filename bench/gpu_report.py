@@ -39,6 +39,7 @@ a machine without a GPU.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import shutil
 import signal
@@ -171,6 +172,7 @@ def part_device(r: Runner) -> None:
 
 def part_tests(r: Runner, limit: float) -> None:
     log = r.out / "tests.jsonl"
+    log.unlink(missing_ok=True)  # the log is appended to: start afresh
     paths = r.args.tests_path or ["tests"]
     cmd = r.python(
         "-m",
@@ -228,6 +230,20 @@ def log_summary(path: Path, entry: dict) -> dict:
 
 def part_bench(r: Runner, limit: float) -> Path:
     log = r.out / "rows.jsonl"
+    log.unlink(missing_ok=True)
+    if importlib.util.find_spec("pytest_benchmark") is None:
+        r.results.append(
+            {
+                "part": "bench",
+                "name": "bench/gpu_rows.py",
+                "status": "not run",
+                "seconds": 0.0,
+                "detail": "pytest-benchmark is not installed: "
+                "pip install pytest-benchmark",
+            }
+        )
+        print("[bench] not run: pytest-benchmark is not installed", flush=True)
+        return log
     cmd = r.python(
         "-m",
         "pytest",
@@ -263,6 +279,7 @@ def part_bench(r: Runner, limit: float) -> Path:
 def part_peers(r: Runner, limit: float) -> Path:
     """Chapter 5's work in xpnet, PyTorch and JAX, alternated (bench/gpu_peers.py)."""
     log = r.out / "peers.jsonl"
+    log.unlink(missing_ok=True)
     # Not through the stand-in's runner: the workers are started by the script.
     cmd = [sys.executable, str(HERE / "gpu_peers.py"), "--out", str(log)]
     cmd += ["--rounds", str(r.args.peer_rounds), "--device", r.args.peer_device]

@@ -106,7 +106,7 @@ def test_peer_takes_the_same_steps_as_xpnet(bench_path, peer):
 
 
 def test_the_whole_run_evaluates_18_times_at_the_books_sizes(bench_path):
-    from gpu_peers import chunks, run_indices
+    from gpu_peer_variants import chunks, run_indices
 
     steps = chunks(10_000, 600)
     assert sum(steps) == 10_000 and len(steps) + 1 == 18
@@ -144,3 +144,7 @@ def test_peers_script_times_every_variant_on_the_cpu(tmp_path):
     if "torch-eager" in plan["variants"]:
         assert "CUDA" in skipped["torch-graph"]  # no graphs without CUDA
     assert events[-1]["event"] == "finished"
+    ready = {e["worker"]: e for e in events if e["event"] == "ready"}
+    assert ready["xpnet"]["torch_loaded"] is False  # each library in its process
+    if "jax" in ready:
+        assert ready["jax"]["torch_loaded"] is False
