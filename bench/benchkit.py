@@ -25,7 +25,10 @@ from torch_reference import import_torch
 # PyTorch's OpenMP runtime reads OMP_WAIT_POLICY once, when it loads, and
 # ``import backend`` sets it to PASSIVE for Numba's sake. Load PyTorch (when
 # installed) first, so that its rows run as they would for a PyTorch user.
-import_torch()
+# XPNET_BENCH_PRELOAD_TORCH=0: not at all (a process that never runs PyTorch,
+# such as bench/gpu_peers.py's xpnet and JAX workers).
+if os.environ.get("XPNET_BENCH_PRELOAD_TORCH", "1") != "0":
+    import_torch()
 
 import backend as B  # noqa: E402
 

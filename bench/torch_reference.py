@@ -1,4 +1,4 @@
-"""The same 784-50-10 ReLU network and SGD step in PyTorch, on the CPU.
+"""The same 784-50-10 ReLU network and SGD step in PyTorch, on the CPU or a GPU.
 
 Optional: PyTorch is never a dependency of xpnet. `import_torch` returns
 None when it is not installed and the benchmarks skip with that reason.
@@ -30,11 +30,20 @@ def import_torch():
 class TorchTwoLayerNet:
     """Linear -> ReLU -> Linear, cross-entropy loss, plain SGD.
 
-    x: (N, input_size) tensor of ``dtype``; t: (N,) int64 labels.
+    x: (N, input_size) tensor of ``dtype``; t: (N,) int64 labels, both on
+    ``device`` (a torch device string: "cpu", "cuda").
     """
 
     def __init__(
-        self, torch, input_size, hidden_size, output_size, dtype, lr=0.1, seed=0
+        self,
+        torch,
+        input_size,
+        hidden_size,
+        output_size,
+        dtype,
+        lr=0.1,
+        seed=0,
+        device="cpu",
     ):
         self.torch = torch
         torch.manual_seed(seed)
@@ -43,7 +52,7 @@ class TorchTwoLayerNet:
             nn.Linear(input_size, hidden_size),
             nn.ReLU(),
             nn.Linear(hidden_size, output_size),
-        ).to(dtype)
+        ).to(device=device, dtype=dtype)
         with torch.no_grad():
             for layer in (self.model[0], self.model[2]):
                 layer.weight.normal_(0.0, 0.01)
@@ -61,3 +70,8 @@ class TorchTwoLayerNet:
     def accuracy(self, x, t) -> float:
         with self.torch.no_grad():
             return float((self.model(x).argmax(dim=1) == t).double().mean())
+
+    def count_correct(self, x, t):
+        """Correct predictions, a 0-d tensor on the device (no host wait)."""
+        with self.torch.no_grad():
+            return (self.model(x).argmax(dim=1) == t).sum()

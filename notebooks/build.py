@@ -79,7 +79,7 @@ def render(source_path: Path) -> str:
 
 def targets() -> dict[Path, Path]:
     """``{notebook path: source path}`` for every source in ``notebooks/src``."""
-    return {HERE / f"{src.stem}.ipynb": src for src in sorted(SOURCES.glob("ch*.py"))}
+    return {HERE / f"{src.stem}.ipynb": src for src in sorted(SOURCES.glob("*.py"))}
 
 
 def _write_atomic(path: Path, text: str) -> None:

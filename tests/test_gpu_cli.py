@@ -29,7 +29,7 @@ STANDIN_GPU = "xpnet CuPy stand-in (host)"
 
 def _gpu_report():
     spec = importlib.util.spec_from_file_location(
-        "gpu_report", ROOT / "bench" / "gpu_report.py"
+        "gpu_report_cli", ROOT / "bench" / "gpu_report_cli.py"
     )
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

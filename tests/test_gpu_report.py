@@ -15,11 +15,11 @@ def test_gpu_report_dry_run_on_the_standin(tmp_path):
     out = tmp_path / "gpu"
     cmd = [
         sys.executable, str(ROOT / "bench" / "gpu_report.py"), "--standin", "--smoke",
-        "--synthetic-data", "--out", str(out), "--budget", "300",
+        "--synthetic-data", "--out", str(out), "--budget", "400",
         "--tests-path", "tests/gpu", "--tests-k", "test_detection_describes_the_device",
-        "--bench-k", "cupy and float32 and not loop",
+        "--bench-k", "cupy and float32 and not loop", "--peer-rounds", "1",
     ]  # fmt: skip
-    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=400)
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=500)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert f"report: {out / 'report.md'}" in proc.stdout
     report = json.loads((out / "report.json").read_text())
@@ -27,12 +27,117 @@ def test_gpu_report_dry_run_on_the_standin(tmp_path):
     names = [e["name"] for e in report["results"]]
     needed = ["detection", "train.py --device cuda", "nn.inference --device cuda"]
     needed += ["GPU checkpoint resumed on the CPU", "bench/gpu_rows.py"]
+    needed += ["inference predictions, GPU against CPU", "bench/gpu_peers.py"]
     assert set(needed) <= set(names)
     tests = next(e for e in report["results"] if e["part"] == "tests")
-    assert tests["junit"]["tests"] == 1 and tests["junit"]["failures"] == 0
+    assert tests["log"]["collected"] == 1 and tests["log"]["passed"] == 1
+    infer = next(e for e in report["results"] if e["name"].endswith("cuda"))
+    assert infer["status"] == "passed"
     md = (out / "report.md").read_text()
     assert "xpnet CuPy stand-in (host)" in md and "| SGD step | float32 |" in md
-    rows = json.loads((out / "rows.json").read_text())["benchmarks"]
-    groups = {b["group"] for b in rows}
+    rows = [json.loads(line) for line in (out / "rows.jsonl").read_text().splitlines()]
+    groups = {b["group"] for b in rows if b["event"] == "row"}
     assert groups == {"gpu-train-step", "gpu-evaluate", "gpu-numgrad-fast",
                       "gpu-train-ch5"}  # fmt: skip
+    # The peers ran on "cuda", here the stand-in: xpnet's row is there; PyTorch
+    # and JAX (CPU builds, if installed) are skipped with their reason.
+    peers = [
+        json.loads(line) for line in (out / "peers.jsonl").read_text().splitlines()
+    ]
+    timed = {(e["variant"], e["task"]) for e in peers if e["event"] == "peer"}
+    assert {("xpnet", t) for t in ("step", "evaluate", "run")} <= timed
+    assert "| one SGD step |" in md
+    skipped = {e["variant"] for e in peers if e["event"] == "skipped"}
+    assert not skipped & {v for v, _ in timed}
+
+
+SLOW_TESTS = """
+import time
+
+import pytest
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("i", range(40))
+def test_slow(i):
+    time.sleep(0.5)
+"""
+
+
+def test_a_stage_past_its_budget_keeps_and_reports_what_finished(tmp_path):
+    """An injected overrun: 40 tests of 0.5 s under a 6 s budget. The stage is
+    interrupted (SIGINT), the tests that finished are in its log and in the
+    report, which says where it stopped; the exit status says it failed."""
+    slow = tmp_path / "slow" / "test_overrun.py"
+    slow.parent.mkdir()
+    slow.write_text(SLOW_TESTS)
+    out = tmp_path / "gpu"
+    cmd = [
+        sys.executable, str(ROOT / "bench" / "gpu_report.py"), "--standin",
+        "--smoke", "--synthetic-data", "--out", str(out),
+        "--tests-path", str(slow), "--stage-seconds", "tests=6",
+        "--skip", "cli", "--skip", "peers", "--skip", "bench",
+    ]  # fmt: skip
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "stage budgets: device " in proc.stdout and "tests 6 s" in proc.stdout
+    report = json.loads((out / "report.json").read_text())
+    tests = next(e for e in report["results"] if e["part"] == "tests")
+    assert tests["status"] == "stopped"
+    log = tests["log"]
+    assert log["collected"] == 40 and 0 < log["done"] < 40
+    assert log["passed"] == log["done"]
+    lines = (out / "tests.jsonl").read_text().splitlines()
+    events = [json.loads(line) for line in lines]
+    assert sum(e["event"] == "test" for e in events) == log["done"]
+    assert events[-1]["event"] == "finished"  # pytest ended cleanly on SIGINT
+    md = (out / "report.md").read_text()
+    want = f"stopped at its budget (6 s) after {log['done']} of 40 tests"
+    assert want in md and "**FAILED**" in md
+
+
+def test_the_budgets_fit_eight_minutes_and_are_printed():
+    """The default plan: every stage's share of 480 s, summing to the budget
+    less the reserve for writing the report."""
+    import importlib.util
+
+    sys.path.insert(0, str(ROOT / "bench"))
+    try:
+        spec = importlib.util.spec_from_file_location(
+            "gpu_report", ROOT / "bench" / "gpu_report.py"
+        )
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(str(ROOT / "bench"))
+    args = module.parse_args([])
+    budgets = module.plan_budgets(args, list(module.SHARES))
+    assert list(budgets) == ["device", "tests", "cli", "peers", "bench"]
+    assert abs(sum(budgets.values()) - (480 - module.RESERVE)) < 1e-6
+    assert all(v >= 15 for v in budgets.values())
+    args = module.parse_args(["--skip", "bench", "--stage-seconds", "cli=30"])
+    budgets = module.plan_budgets(args, ["device", "tests", "cli", "peers"])
+    assert "bench" not in budgets and budgets["cli"] == 30
+
+
+def test_the_loop_rows_warm_up_on_the_loops_own_code(monkeypatch):
+    """The numerical-gradient loop row's warm-up runs the timed loop's calls on
+    one element of every parameter: its gradients are the loop's first
+    entries, and the parameters are left as they were."""
+    import numpy as np
+
+    monkeypatch.syspath_prepend(str(ROOT / "bench"))
+    import gpu_rows
+
+    import nn
+
+    rng = np.random.default_rng(0)
+    x, t = rng.random((6, 12)), rng.integers(0, 3, 6)
+    net = nn.TwoLayerNet(12, 5, 3, backend="numpy", rng=0)
+    before = {k: v.copy() for k, v in net.params.items()}
+    warm = gpu_rows._warm_loop(net, x, t)
+    full = net.numerical_gradient(x, t, method="loop")
+    for key, grad in warm.items():
+        assert grad.shape == (1,) * full[key].ndim
+        assert grad.ravel()[0] == full[key].ravel()[0]
+        assert net.params[key].tobytes() == before[key].tobytes()

@@ -18,6 +18,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 NOTEBOOKS = ROOT / "notebooks"
 NAMES = ("ch03_inference", "ch04_numerical_gradient", "ch05_backprop")
+#: Notebooks that are not a chapter (no real data needed).
+OTHERS = ("gpu_check",)
 #: Seconds a single cell may take before the run fails (CI machines are slow).
 CELL_TIMEOUT = 600
 
@@ -45,7 +47,7 @@ def test_notebooks_are_built_from_their_sources_without_outputs():
     pytest.importorskip("nbformat")
     build = _build_module()
     targets = build.targets()
-    assert sorted(p.stem for p in targets) == sorted(NAMES)
+    assert sorted(p.stem for p in targets) == sorted(NAMES + OTHERS)
     for notebook, source in targets.items():
         assert notebook.exists(), f"run python notebooks/build.py ({notebook.name})"
         assert notebook.read_text(encoding="utf-8") == build.render(source), (
@@ -181,3 +183,36 @@ def test_ch05_apples_gradient_check_training_and_timing(
     assert loop > max(float(v) for k, v in grads.items() if "loop" not in k)
     assert "no benchmark results" not in text
     assert pngs == 5  # loss, accuracy, batch sizes, time bars, bench/ time bars
+
+
+def test_gpu_check_runs_up_to_the_gpu_and_says_it_stopped_there(monkeypatch):
+    """The GPU notebook executes (install skipped, the repository found from
+    the notebook's folder) until it needs a GPU; there it says so and stops
+    without an error, and its last cell says that no report was made."""
+    nbformat = pytest.importorskip("nbformat")
+    nbclient = pytest.importorskip("nbclient")
+    pytest.importorskip("ipykernel")
+    import shutil
+
+    if shutil.which("nvidia-smi"):
+        pytest.skip("a GPU machine: the notebook would run the whole report")
+    monkeypatch.setenv("XPNET_SKIP_INSTALL", "1")
+    nb = nbformat.read(NOTEBOOKS / "gpu_check.ipynb", as_version=4)
+    nbclient.NotebookClient(
+        nb,
+        timeout=CELL_TIMEOUT,
+        kernel_name="python3",
+        resources={"metadata": {"path": str(NOTEBOOKS)}},
+    ).execute()
+    outputs = [
+        "".join(o.get("text", "") for o in cell.get("outputs", []))
+        for cell in nb.cells
+        if cell.cell_type == "code"
+    ]
+    assert len(outputs) == 3
+    assert f"repository: {ROOT}" in outputs[0]
+    assert "install skipped (XPNET_SKIP_INSTALL=1)" in outputs[0]
+    assert "STOPPED HERE: no NVIDIA GPU on this machine" in outputs[1]
+    assert "no report: the GPU stage above did not run" in outputs[2]
+    errors = [o for c in nb.cells for o in c.get("outputs", [])]
+    assert not [o for o in errors if o.output_type == "error"]

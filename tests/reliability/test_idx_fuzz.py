@@ -19,6 +19,9 @@ import tracemalloc
 
 import numpy as np
 import pytest
+
+pytest.importorskip("hypothesis")
+
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from reliability_support import FUZZ_SETTINGS, IDX_TYPES, reference_parse

@@ -16,6 +16,9 @@ import os
 
 import numpy as np
 import pytest
+
+pytest.importorskip("hypothesis")
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from reliability_support import FUZZ_SETTINGS, idx_bytes, reference_parse

@@ -17,6 +17,9 @@ import zipfile
 
 import numpy as np
 import pytest
+
+pytest.importorskip("hypothesis")
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from reliability_support import FUZZ_SETTINGS, child_env, run_train, tiny_train_args
