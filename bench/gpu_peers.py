@@ -177,6 +177,10 @@ def drive(args) -> int:
                     answer = json.loads(proc.stdout.readline())
                     write(event="peer", variant=vid, task=task, round=r, **answer)
         write(event="finished")
+    except KeyboardInterrupt:  # stopped at a budget: what is logged is kept
+        for proc in procs.values():
+            proc.kill()
+        raise
     finally:  # also on Ctrl-C (the report's stop at the budget): end them all
         for proc in procs.values():
             try:

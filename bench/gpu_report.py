@@ -333,9 +333,11 @@ def main(argv=None) -> int:
             elif stage == "bench":
                 part_bench(r, limit)
     finally:  # the report is written whatever happened, Ctrl-C included
-        from gpu_report_md import write_report
+        from gpu_report_md import peers_table, write_report
 
         passed = write_report(r, data, started, time.monotonic() - begin, budgets)
+        if "peers" in stages:
+            print("\n".join(["", *peers_table(out / "peers.jsonl"), ""]))
         print(f"report: {out / 'report.md'} (raw: {out / 'report.json'})")
     return 0 if passed else 1
 

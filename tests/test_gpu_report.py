@@ -141,3 +141,23 @@ def test_the_loop_rows_warm_up_on_the_loops_own_code(monkeypatch):
         assert grad.shape == (1,) * full[key].ndim
         assert grad.ravel()[0] == full[key].ravel()[0]
         assert net.params[key].tobytes() == before[key].tobytes()
+
+
+def test_the_peers_stage_stopped_at_its_budget_still_gives_a_report(tmp_path):
+    """The peers' driver interrupted while its workers start: it stops them,
+    and the report says the stage stopped, with no timings."""
+    out = tmp_path / "gpu"
+    cmd = [
+        sys.executable, str(ROOT / "bench" / "gpu_report.py"), "--standin",
+        "--smoke", "--synthetic-data", "--out", str(out), "--peer-device", "cpu",
+        "--stage-seconds", "peers=5", "--skip", "tests", "--skip", "cli",
+        "--skip", "bench",
+    ]  # fmt: skip
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    report = json.loads((out / "report.json").read_text())
+    peers = next(e for e in report["results"] if e["part"] == "peers")
+    assert peers["status"] == "stopped"
+    assert peers["detail"].startswith("stopped at its budget (5 s) after 0 of ")
+    assert "No peer results" in (out / "report.md").read_text()
+    assert "No peer results" in proc.stdout  # the table is printed too
