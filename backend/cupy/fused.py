@@ -2,11 +2,12 @@
 
 :class:`FusedTwoLayer` fills the CuPy backend's optional slots: the SGD step,
 the evaluation and the fast numerical gradient of ``TwoLayerNet``, plus the
-uint8 batch gather. Products go to cuBLAS through ``xp.cublas.gemm`` (one
-call each, with its ``alpha``/``beta`` form doing the W1 update); everything
-between them is our kernels. Like ``kernels.py`` it is bound to an array
-module ``xp`` (CuPy, or a stand-in in tests), never imports CuPy, and never
-waits for the device except where a method says so.
+uint8 batch gather. Products go to cuBLAS through one cached handle
+(``backend/cupy/blas.py``: one binding call each, with the ``alpha``/``beta``
+form doing the W1 update); everything between them is our kernels. Like
+``kernels.py`` it is bound to an array module ``xp`` (CuPy, or a stand-in in
+tests), never imports CuPy, and never waits for the device except where a
+method says so.
 
 Launches per call (chapter 5: 784-50-10, batch 100, float32, int64 labels):
 
@@ -22,12 +23,12 @@ Launches per call (chapter 5: 784-50-10, batch 100, float32, int64 labels):
 
 from __future__ import annotations
 
-import importlib
 import threading
 
 import numpy as np
 
 from backend.cupy import numgrad
+from backend.cupy.blas import Blas
 from backend.cupy.sources import DTYPE_SUFFIX, EVAL_CHUNK, launch_shape, module_source
 
 
@@ -55,13 +56,14 @@ class FusedTwoLayer:
     are compiled by NVRTC (``xp.RawModule``) on first use.
     """
 
-    def __init__(self, xp):
+    def __init__(self, xp, blas: Blas | None = None):
         self.xp = xp
         self._modules: dict[str, object] = {}
         self._functions: dict[str, object] = {}
         self._local = threading.local()  # scratch per thread (and its stream)
         self._dummy: dict[str, object] = {}
-        self._cublas = None
+        #: The cuBLAS handle and its products (``backend/cupy/blas.py``).
+        self.blas = blas or Blas(xp)
         #: Kernel launches and cuBLAS products queued so far (bookkeeping).
         self.launches = 0
         self.products = 0
@@ -83,14 +85,8 @@ class FusedTwoLayer:
 
     def _gemm(self, transa, transb, a, b, out, alpha=1.0, beta=0.0) -> None:
         # One cuBLAS call: out = alpha * op(a) @ op(b) + beta * out, all
-        # C-contiguous (CuPy then swaps the operands instead of copying);
-        # host scalars alpha, beta go in cuBLAS's host pointer mode, no copy.
-        if self._cublas is None:
-            # cupy.cublas is a submodule that ``import cupy`` does not load.
-            self._cublas = getattr(self.xp, "cublas", None) or importlib.import_module(
-                f"{self.xp.__name__}.cublas"
-            )
-        self._cublas.gemm(transa, transb, a, b, out=out, alpha=alpha, beta=beta)
+        # C-contiguous; host scalars alpha, beta in host pointer mode, no copy.
+        self.blas.gemm(transa, transb, a, b, out, alpha=alpha, beta=beta)
         self.products += 1
 
     def _placeholder(self, dtype):
@@ -118,12 +114,13 @@ class FusedTwoLayer:
         return ws[key[0]][1]
 
     # -- the batch gather -------------------------------------------------
-    def scaled_rows(self, images, rows, scale, dtype):
+    def scaled_rows(self, images, rows, scale, dtype, out=None):
         """``images[rows] / scale`` in one launch, or None.
 
         images: (N, D) uint8 C-contiguous; rows: (B,) integer device indices
-        (wrapped into [0, N) as CuPy's indexing does); dtype float32/float64.
-        -> (B, D) of dtype, the division in float32 as in
+        (wrapped into [0, N) as CuPy's indexing does); dtype float32/float64;
+        out: a (B, D) C-contiguous array of dtype to write into, or None (a
+        new one). -> (B, D) of dtype, the division in float32 as in
         ``Backend.scaled_rows``.
         """
         xp, dtype = self.xp, np.dtype(dtype)
@@ -142,7 +139,10 @@ class FusedTwoLayer:
         if rows.dtype != np.int64 or not rows.flags.c_contiguous:
             rows = xp.ascontiguousarray(rows, dtype=np.int64)
         b, d = rows.shape[0], images.shape[1]
-        out = xp.empty((b, d), dtype=dtype)
+        if out is None:
+            out = xp.empty((b, d), dtype=dtype)
+        elif out.shape != (b, d) or out.dtype != dtype or not out.flags.c_contiguous:
+            return None
         if b and d:
             self._launch(
                 "gather.cu",
@@ -159,16 +159,18 @@ class FusedTwoLayer:
         return out
 
     # -- the SGD step -----------------------------------------------------
-    def sgd_step(self, params, x, t, lr, activation):
+    def sgd_step(self, params, x, t, lr, activation, out=None):
         """One SGD step of TwoLayerNet, params updated in place, or None.
 
         params: W1 (D, H), b1 (H,), W2 (H, C), b2 (C,), C-contiguous,
         float32 or float64; x: (N, ...) flattened to (N, D) (cast to the
         params' dtype if it is not already: one more launch); t: (N,)
         integer labels or (N, C) one-hot. -> the mean loss before the
-        update, a 0-d device array of the params' dtype. A label outside
-        [-C, C) makes the loss NaN and its row adds nothing to the update
-        (a kernel cannot raise; the trainer stops on the NaN loss).
+        update, a 0-d device array of the params' dtype (written into
+        ``out``, a one-element C-contiguous array of that dtype, when given:
+        a captured step allocates nothing). A label outside [-C, C) makes
+        the loss NaN and its row adds nothing to the update (a kernel cannot
+        raise; the trainer stops on the NaN loss).
         """
         xp = self.xp
         dtype = _float_dtype(params)
@@ -195,7 +197,12 @@ class FusedTwoLayer:
                 "loss_rows": ((n,), f64),
             },
         )
-        loss = xp.empty((), dtype=dtype)
+        if out is None:
+            loss = xp.empty((), dtype=dtype)
+        elif out.size == 1 and out.dtype == dtype and out.flags.c_contiguous:
+            loss = out
+        else:
+            return None
         suffix, T = DTYPE_SUFFIX[dtype.name], dtype.type
         sizes = (np.int64(n), np.int64(m), np.int64(c))
         self._gemm("N", "N", x, W1, ws["h"])

@@ -6,15 +6,18 @@ Every backend draws the same indices from the same host generator, one
 backends and a checkpoint's generator state is exact at any iteration. On a
 device backend, copying each step's 100 indices would be one host-to-device
 copy per step; instead a copy of the generator draws the next
-``block_steps`` steps ahead, they go to the device in one copy, and each step
-takes its row of that block (a view: no launch, no copy). The generator
-itself still advances one draw per step on the host, so its state never runs
-ahead of the iteration.
+``block_steps`` steps ahead, they go to the device in one copy (one stacked
+host array, into the same device buffer every time, so that captured steps
+can read it), and each step takes its row of that block (a view: no launch,
+no copy). The generator itself still advances one draw per step on the host,
+so its state never runs ahead of the iteration.
 """
 
 from __future__ import annotations
 
 import copy
+
+import numpy as np
 
 __all__ = ["BatchIndices"]
 
@@ -41,30 +44,44 @@ class BatchIndices:
         self.block_steps = max(1, int(block_steps))
         self._block = None
         self._pos = 0
+        self._valid = False
 
     def next(self):
-        if not self.backend.on_host and (
-            self._block is None or self._pos == self.block_steps
-        ):
-            self._refill()
-        # The real generator, exactly as on the CPU (a host call, no copy).
-        idx = self.rng.integers(self.train_size, size=self.batch_size)
         if self.backend.on_host:
-            return idx
-        row = self._block[self._pos]
-        self._pos += 1
-        return row
+            # The real generator, exactly as on the CPU (a host call, no copy).
+            return self.rng.integers(self.train_size, size=self.batch_size)
+        block, row, _ = self.block()
+        self.skip(1)
+        return block[row]
+
+    def block(self):
+        """Device backends: ``(block, row, left)``, the (block_steps,
+        batch_size) device block (the same array after every refill), the
+        next step's row in it and the steps left in it (at least 1)."""
+        if not self._valid or self._pos == self.block_steps:
+            self._refill()
+        return self._block, self._pos, self.block_steps - self._pos
+
+    def skip(self, steps: int) -> None:
+        """Take ``steps`` rows of the block: the generator draws them too."""
+        for _ in range(steps):
+            self.rng.integers(self.train_size, size=self.batch_size)
+        self._pos += steps
 
     def reset(self) -> None:
         """Forget the block drawn ahead (after the generator's state was set)."""
-        self._block = None
+        self._valid = False
 
     def _refill(self) -> None:
         ahead = copy.deepcopy(self.rng)  # the same state: the same next draws
-        rows = [
-            ahead.integers(self.train_size, size=self.batch_size)
-            for _ in range(self.block_steps)
-        ]
-        # One (block_steps, batch_size) int64 copy to the device.
-        self._block = self.backend.asarray(rows, dtype="int64")
-        self._pos = 0
+        rows = np.empty((self.block_steps, self.batch_size), dtype=np.int64)
+        for i in range(self.block_steps):
+            rows[i] = ahead.integers(self.train_size, size=self.batch_size)
+        # One host-to-device copy of one stacked host array (CuPy sends a list
+        # of arrays through a NumPy 2-incompatible path), into the same device
+        # memory every epoch.
+        if self._block is None:
+            self._block = self.backend.asarray(rows)
+        else:
+            self._block.set(rows)
+        self._pos, self._valid = 0, True
