@@ -15,6 +15,7 @@ wait for the device.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import warnings
 
@@ -263,9 +264,14 @@ class CuPyBackend(Backend):
                 blas.capturing = stream
                 try:
                     fn()
+                except BaseException:
+                    # End the capture (its error would only hide this one).
+                    with contextlib.suppress(Exception):
+                        stream.end_capture()
+                    raise
                 finally:
                     blas.capturing = None
-                    graph = stream.end_capture()  # also after a failure in fn
+                graph = stream.end_capture()
             graph.upload(stream)
         except Exception as exc:  # any failure: one warning, then eager
             self.graphs_failed = exc
