@@ -131,6 +131,24 @@ def counting():
         delta._end = counters.snapshot()
 
 
+#: While True (see :func:`dry_run`), kernels and products are counted and
+#: their arguments checked, but their work is skipped.
+_DRY = False
+
+
+@contextlib.contextmanager
+def dry_run():
+    """Skip the work of kernels, cuBLAS products and graph replays inside the
+    block (their launches are still counted and checked): what is left is the
+    host's own time, for ``bench/gpu_host_time.py``. Results are garbage."""
+    global _DRY
+    _DRY = True
+    try:
+        yield
+    finally:
+        _DRY = False
+
+
 def _sync() -> None:
     stream = cuda._stream
     if stream._recording is not None:
@@ -895,9 +913,7 @@ class _Cuda:
         # CuPy 14 loads libcublas on first access of cupy.cuda.cublas (the
         # low-level binding, cupy_backends.cuda.libs.cublas).
         _maybe_fail("cublas")
-        from cupy_standin import cublas_binding
-
-        return cublas_binding
+        return _cublas_binding
 
     def get_current_stream(self, device_id=-1):
         return self._stream
@@ -977,10 +993,11 @@ class _Function:
             for i, (p, a) in enumerate(zip(self.params, args, strict=True))
         ]
         fn = self._fn
-        if _record(lambda: fn(grid3, block3, *converted)):
+        if _record(lambda: _DRY or fn(grid3, block3, *converted)):
             return  # pointers and scalars as they are now, as CUDA records them
         counters.launches += 1
-        fn(grid3, block3, *converted)
+        if not _DRY:
+            fn(grid3, block3, *converted)
 
 
 def _dim3(shape):
@@ -1021,6 +1038,7 @@ def _argument(param, value, kernel, i):
 # cupy`` does not load (the backend imports it by name); bound here because the
 # stand-in is never importable as ``cupy.cublas``.
 from cupy_standin import cublas as cublas  # noqa: E402
+from cupy_standin import cublas_binding as _cublas_binding  # noqa: E402
 
 _THIS = sys.modules[__name__]
 # Last, so that the functions above keep this module's name (pickles of device

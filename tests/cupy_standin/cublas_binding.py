@@ -125,6 +125,8 @@ class _Library:
         coefficients = (_scalar(alpha, dtype), _scalar(beta, dtype))
 
         def run():
+            if _cp._DRY:
+                return
             a, b = coefficients if host_mode else (_scalar(alpha, dtype),
                                                    _scalar(beta, dtype))  # fmt: skip
             opa = _matrix(A, *((m, k) if ta == CUBLAS_OP_N else (k, m)), lda, dtype)
