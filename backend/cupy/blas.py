@@ -98,10 +98,48 @@ class Blas:
 
     def _coefficient(self, value, dtype) -> int:
         """Host pointer of a cached one-element array holding ``value``."""
-        key = (float(value), dtype.name)
+        key = (float(value), dtype.char)
         if key not in self._coefficients:
             self._coefficients[key] = np.array([value], dtype=dtype)
         return self._coefficients[key].ctypes.data
+
+    def prepared(self, transa, transb, a_shape, b, out, alpha=1.0, beta=0.0):
+        """``run(a)``: :meth:`gemm` with everything but ``a`` fixed now
+        (``a`` of shape ``a_shape``, C-contiguous, of out's dtype; b and out
+        must stay alive and in place)."""
+        if self.handle is None:
+            self._setup()
+        dtype = out.dtype
+        m, n = out.shape
+        k = a_shape[0] if transa == "T" else a_shape[1]
+        head = (
+            self.handle, _OP[transb], _OP[transa], n, m, k,
+            self._coefficient(alpha, dtype), b.data.ptr, b.shape[1],
+        )  # fmt: skip
+        tail = (a_shape[1], self._coefficient(beta, dtype), out.data.ptr, n)
+        binding_name, library_name = _GEMM[dtype.name]
+        binding_fn = getattr(self.xp.cuda.cublas, binding_name)
+
+        def run(a) -> None:
+            args = head + (a.data.ptr,) + tail
+            if self.capturing is None:
+                binding_fn(*args)
+            else:
+                self._captured(library_name, args)
+
+        return run
+
+    def _captured(self, library_name: str, args) -> None:
+        """A product queued on the capturing stream through the library."""
+        if self.library is None:
+            raise RuntimeError(
+                f"cuBLAS cannot be called during a capture: {self.library_error}"
+            )
+        _check(
+            self.library.cublasSetStream_v2(self.handle, self.capturing.ptr),
+            "cublasSetStream",
+        )
+        _check(getattr(self.library, library_name)(*args), library_name)
 
     def gemm(self, transa, transb, a, b, out, alpha=1.0, beta=0.0) -> None:
         """out = alpha * op(a) @ op(b) + beta * out, all C-contiguous 2-D of
@@ -125,16 +163,8 @@ class Blas:
         binding_fn, library_fn = _GEMM[dtype.name]
         if self.capturing is None:
             getattr(self.xp.cuda.cublas, binding_fn)(*args)
-            return
-        if self.library is None:
-            raise RuntimeError(
-                f"cuBLAS cannot be called during a capture: {self.library_error}"
-            )
-        _check(
-            self.library.cublasSetStream_v2(self.handle, self.capturing.ptr),
-            "cublasSetStream",
-        )
-        _check(getattr(self.library, library_fn)(*args), library_fn)
+        else:
+            self._captured(library_fn, args)
 
 
 def _check(status: int, what: str) -> None:

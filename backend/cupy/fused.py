@@ -58,6 +58,7 @@ class FusedTwoLayer:
 
     def __init__(self, xp, blas: Blas | None = None):
         self.xp = xp
+        # Per thread (and its stream): scratch arrays, step and gather plans.
         self._modules: dict[str, object] = {}
         self._functions: dict[str, object] = {}
         self._local = threading.local()  # scratch per thread (and its stream)
@@ -123,40 +124,56 @@ class FusedTwoLayer:
         new one). -> (B, D) of dtype, the division in float32 as in
         ``Backend.scaled_rows``.
         """
-        xp, dtype = self.xp, np.dtype(dtype)
+        xp = self.xp
+        if isinstance(rows, slice) or type(rows).__module__.split(".")[0] == "numpy":
+            return None
+        # What does not change between batches is checked and built once.
+        key = (id(images), getattr(rows, "shape", None), getattr(rows, "dtype", None))
+        key += (scale, dtype)
+        gathers = getattr(self._local, "gathers", None)
+        if gathers is None:
+            gathers = self._local.gathers = {}
+        gather = gathers.get(key, False)
+        if gather is False:
+            gather = self._gather_plan(images, rows, scale, dtype)
+            if len(gathers) >= 8:
+                gathers.clear()
+            gathers[key] = gather
+        if gather is None:
+            return None
+        function, grid, block, tail, shape, dtype, _ = gather
+        if rows.dtype != np.int64 or not rows.flags.c_contiguous:
+            rows = xp.ascontiguousarray(rows, dtype=np.int64)
+        if out is None:
+            out = xp.empty(shape, dtype=dtype)
+        elif out.shape != shape or out.dtype != dtype or not out.flags.c_contiguous:
+            return None
+        if grid is not None:
+            function(grid, block, (images, rows, out) + tail)
+            self.launches += 1
+        return out
+
+    def _gather_plan(self, images, rows, scale, dtype):
+        """(function, grid, block, fixed arguments, out shape, dtype) of the
+        gather, or None where it does not apply. Holds ``images``."""
+        dtype = np.dtype(dtype)
         if (
             dtype.name not in DTYPE_SUFFIX
             or images.dtype != np.uint8
             or images.ndim != 2
             or not images.flags.c_contiguous
             or images.shape[0] == 0
-            or isinstance(rows, slice)
             or getattr(rows, "ndim", None) != 1
             or rows.dtype.kind not in "iu"
-            or type(rows).__module__.split(".")[0] == "numpy"
         ):
             return None
-        if rows.dtype != np.int64 or not rows.flags.c_contiguous:
-            rows = xp.ascontiguousarray(rows, dtype=np.int64)
         b, d = rows.shape[0], images.shape[1]
-        if out is None:
-            out = xp.empty((b, d), dtype=dtype)
-        elif out.shape != (b, d) or out.dtype != dtype or not out.flags.c_contiguous:
-            return None
-        if b and d:
-            self._launch(
-                "gather.cu",
-                f"gather_scaled_u8_{DTYPE_SUFFIX[dtype.name]}",
-                b * d,
-                images,
-                rows,
-                out,
-                np.int64(b),
-                np.int64(d),
-                np.int64(images.shape[0]),
-                np.float32(scale),
-            )
-        return out
+        name = f"gather_scaled_u8_{DTYPE_SUFFIX[dtype.name]}"
+        function = self._function("gather.cu", name)
+        grid, block = launch_shape(b * d) if b and d else (None, None)
+        tail = (np.int64(b), np.int64(d), np.int64(images.shape[0]), np.float32(scale))
+        # ``images`` rides along so that its id (the plan's key) stays its own.
+        return function, grid, block, tail, (b, d), dtype, images
 
     # -- the SGD step -----------------------------------------------------
     def sgd_step(self, params, x, t, lr, activation, out=None):
@@ -172,76 +189,34 @@ class FusedTwoLayer:
         the loss NaN and its row adds nothing to the update (a kernel cannot
         raise; the trainer stops on the NaN loss).
         """
-        xp = self.xp
-        dtype = _float_dtype(params)
-        if dtype is None or activation not in ("relu", "sigmoid") or x.ndim < 1:
-            return None
-        W1, b1, W2, b2 = (params[k] for k in ("W1", "b1", "W2", "b2"))
-        n = x.shape[0]
-        (d, m), c = W1.shape, W2.shape[1]
-        if n == 0 or x.size != n * d:
-            return None
-        x = x.reshape(n, d)
-        if x.dtype != dtype or not x.flags.c_contiguous:
-            x = xp.ascontiguousarray(x, dtype=dtype)
-        labels, onehot = self._targets(t, n, c, dtype)
-        if labels is None and onehot is None:
-            return None
-        f64 = np.float64
-        ws = self._scratch(
-            ("step", n, d, m, c, dtype.name),
-            {
-                "h": ((n, m), dtype),
-                "da1": ((n, m), dtype),
-                "dy": ((n, c), dtype),
-                "loss_rows": ((n,), f64),
-            },
+        # The arguments that do not change between steps (sizes, scratch,
+        # parameters, coefficients) are prepared once per shape: a step then
+        # checks its inputs and makes four calls.
+        key = (
+            *(id(params[k]) for k in ("W1", "b1", "W2", "b2")),
+            x.shape,
+            x.dtype,
+            t.shape,
+            t.dtype,
+            lr,
+            activation,
         )
-        if out is None:
-            loss = xp.empty((), dtype=dtype)
-        elif out.size == 1 and out.dtype == dtype and out.flags.c_contiguous:
-            loss = out
-        else:
-            return None
-        suffix, T = DTYPE_SUFFIX[dtype.name], dtype.type
-        sizes = (np.int64(n), np.int64(m), np.int64(c))
-        self._gemm("N", "N", x, W1, ws["h"])
-        self._launch(
-            "two_layer_step.cu",
-            f"step_rows_{suffix}",
-            n,
-            ws["h"],
-            b1,
-            W2,
-            b2,
-            self._placeholder(np.int64) if labels is None else labels,
-            self._placeholder(dtype) if onehot is None else onehot,
-            ws["dy"],
-            ws["da1"],
-            ws["loss_rows"],
-            *sizes,
-            np.int64(onehot is not None),
-            np.int64(activation == "sigmoid"),
-            T(1.0 / n),
-        )
-        # W1 <- W1 - lr * x.T @ da1 in one product (cuBLAS's beta = 1).
-        self._gemm("T", "N", x, ws["da1"], W1, alpha=-float(lr), beta=1.0)
-        self._launch(
-            "two_layer_step.cu",
-            f"step_update_{suffix}",
-            m * c + m + c + 1,
-            ws["h"],
-            ws["dy"],
-            ws["da1"],
-            ws["loss_rows"],
-            W2,
-            b1,
-            b2,
-            loss,
-            *sizes,
-            T(lr),
-        )
-        return loss
+        plans = self._plans()
+        plan = plans.get(key)
+        if plan is None:
+            plan = _StepPlan.build(self, params, x, t, lr, activation)
+            if plan is None:
+                return None
+            if len(plans) >= 8:
+                plans.clear()  # the plans hold their arrays: keep a few
+            plans[key] = plan
+        return plan.run(x, t, out)
+
+    def _plans(self) -> dict:
+        plans = getattr(self._local, "plans", None)
+        if plans is None:
+            plans = self._local.plans = {}
+        return plans
 
     def _targets(self, t, n: int, c: int, dtype):
         """(int64 labels (N,) or None, one-hot (N, C) of dtype or None)."""
@@ -316,3 +291,90 @@ class FusedTwoLayer:
         """Central-difference gradients of TwoLayerNet's loss, or None: see
         :func:`backend.cupy.numgrad.numerical_gradient`."""
         return numgrad.numerical_gradient(self, params, x, t, activation)
+
+
+class _StepPlan:
+    """One shape of ``FusedTwoLayer.sgd_step`` with its fixed arguments built:
+    the products prepared on the cuBLAS handle, the kernels' argument tuples
+    but for the batch's labels and the loss."""
+
+    @classmethod
+    def build(cls, fused, params, x, t, lr, activation):
+        """The plan for these inputs, or None where the fused step does not apply."""
+        dtype = _float_dtype(params)
+        if dtype is None or activation not in ("relu", "sigmoid") or x.ndim < 1:
+            return None
+        W1, b1, W2, b2 = (params[k] for k in ("W1", "b1", "W2", "b2"))
+        n = x.shape[0]
+        (d, m), c = W1.shape, W2.shape[1]
+        if n == 0 or x.size != n * d:
+            return None
+        if t.shape == (n,) and t.dtype.kind in "iu":
+            onehot = False
+        elif t.shape == (n, c) and t.dtype.kind == "f":
+            onehot = True
+        else:
+            return None
+        return cls(fused, (W1, b1, W2, b2), (n, d, m, c), dtype, onehot, lr, activation)
+
+    def __init__(self, fused, params, sizes, dtype, onehot, lr, activation):
+        W1, b1, W2, b2 = params
+        n, d, m, c = sizes
+        # Held, so that their ids (the plan's key) stay theirs.
+        self.params = params
+        self.fused, self.xp = fused, fused.xp
+        self.dtype, self.shape, self.onehot = dtype, (n, d), onehot
+        ws = fused._scratch(
+            ("step", n, d, m, c, dtype.name),
+            {
+                "h": ((n, m), dtype),
+                "da1": ((n, m), dtype),
+                "dy": ((n, c), dtype),
+                "loss_rows": ((n,), np.float64),
+            },
+        )
+        h, da1, dy, loss_rows = ws["h"], ws["da1"], ws["dy"], ws["loss_rows"]
+        suffix, T = DTYPE_SUFFIX[dtype.name], dtype.type
+        size = (np.int64(n), np.int64(m), np.int64(c))
+        # The kernel reads labels or one-hot rows; the other pointer is unused.
+        self.placeholder = fused._placeholder(np.int64 if onehot else dtype)
+        self.rows = fused._function("two_layer_step.cu", f"step_rows_{suffix}")
+        self.rows_shape = launch_shape(n)
+        self.rows_head = (h, b1, W2, b2)
+        self.rows_tail = (dy, da1, loss_rows, *size, np.int64(onehot),
+                          np.int64(activation == "sigmoid"), T(1.0 / n))  # fmt: skip
+        self.update = fused._function("two_layer_step.cu", f"step_update_{suffix}")
+        self.update_shape = launch_shape(m * c + m + c + 1)
+        self.update_head = (h, dy, da1, loss_rows, W2, b1, b2)
+        self.update_tail = (*size, T(lr))
+        blas = fused.blas
+        self.forward = blas.prepared("N", "N", (n, d), W1, h)
+        # W1 <- W1 - lr * x.T @ da1 in one product (cuBLAS's beta = 1).
+        self.backward = blas.prepared("T", "N", (n, d), da1, W1, -float(lr), 1.0)
+
+    def run(self, x, t, out):
+        """One step on x (the plan's shape) and t; -> the 0-d loss, or None."""
+        xp, dtype = self.xp, self.dtype
+        if x.ndim != 2:
+            x = x.reshape(self.shape)
+        if x.dtype != dtype or not x.flags.c_contiguous:
+            x = xp.ascontiguousarray(x, dtype=dtype)
+        want = dtype if self.onehot else np.int64
+        if t.dtype != want or not t.flags.c_contiguous:
+            t = xp.ascontiguousarray(t, dtype=want)
+        if out is None:
+            loss = xp.empty((), dtype=dtype)
+        elif out.size == 1 and out.dtype == dtype and out.flags.c_contiguous:
+            loss = out
+        else:
+            return None
+        targets = (self.placeholder, t) if self.onehot else (t, self.placeholder)
+        self.forward(x)
+        grid, block = self.rows_shape
+        self.rows(grid, block, self.rows_head + targets + self.rows_tail)
+        self.backward(x)
+        grid, block = self.update_shape
+        self.update(grid, block, self.update_head + (loss,) + self.update_tail)
+        self.fused.launches += 2
+        self.fused.products += 2
+        return loss
