@@ -17,12 +17,16 @@ documentation): with host pointer mode the coefficients' values go into the
 graph, and a user workspace (``cublasSetWorkspace``) keeps cuBLAS from
 allocating its own inside the capture (memory nodes, which fail in some graphs;
 PyTorch sets one per handle for this reason, pytorch/pytorch#83461). So a
-product made while capturing goes to the same library through ``ctypes``
-(``cublasSetStream_v2``, then ``cublasSgemm_v2``/``cublasDgemm_v2``), with the
-same handle, pointer mode and workspace: the same kernel as the eager call,
-hence the same bits. The library is the one CuPy's binding is linked against
-(``libcublas.so.<major>``, already loaded); where it cannot be loaded, capture
-fails and the caller stays eager.
+product made while capturing goes to the same library through ``ctypes``:
+``cublasSetStream_v2`` (which, as its documentation says, resets the workspace
+to cuBLAS's default pool), then ``cublasSetWorkspace_v2`` with a buffer of the
+size of that default pool (4 MiB, 32 MiB from Hopper on: cuBLAS's heuristics
+see the same workspace as in the eager calls and pick the same algorithm),
+then ``cublasSgemm_v2``/``cublasDgemm_v2``, with the same handle and pointer
+mode: the same kernel as the eager call, hence the same bits (cuBLAS's
+reproducibility rule: same toolkit, architecture and SM count). The library is
+the one CuPy's binding is linked against (``libcublas.so.<major>``, already
+loaded); where it cannot be loaded, capture fails and the caller stays eager.
 """
 
 from __future__ import annotations
@@ -86,13 +90,7 @@ class Blas:
             self.library = self.loader(self.xp, self.handle)
             major = int(self.xp.cuda.Device().compute_capability) // 10
             size = WORKSPACE_BYTES.get(min(major, 9), DEFAULT_WORKSPACE_BYTES)
-            self._workspace = self.xp.empty(size, dtype=np.uint8)
-            _check(
-                self.library.cublasSetWorkspace_v2(
-                    self.handle, self._workspace.data.ptr, size
-                ),
-                "cublasSetWorkspace",
-            )
+            self._workspace = self.xp.empty(size, dtype=np.uint8)  # kept for good
         except (OSError, AttributeError, RuntimeError) as exc:
             self.library, self.library_error = None, exc
 
@@ -135,11 +133,14 @@ class Blas:
             raise RuntimeError(
                 f"cuBLAS cannot be called during a capture: {self.library_error}"
             )
+        lib, handle, work = self.library, self.handle, self._workspace
+        _check(lib.cublasSetStream_v2(handle, self.capturing.ptr), "cublasSetStream")
+        # After cublasSetStream, which resets the workspace to cuBLAS's pool.
         _check(
-            self.library.cublasSetStream_v2(self.handle, self.capturing.ptr),
-            "cublasSetStream",
+            lib.cublasSetWorkspace_v2(handle, work.data.ptr, work.nbytes),
+            "cublasSetWorkspace",
         )
-        _check(getattr(self.library, library_name)(*args), library_name)
+        _check(getattr(lib, library_name)(*args), library_name)
 
     def gemm(self, transa, transb, a, b, out, alpha=1.0, beta=0.0) -> None:
         """out = alpha * op(a) @ op(b) + beta * out, all C-contiguous 2-D of

@@ -12,7 +12,10 @@ The library's functions (``cublasSgemm_v2`` ...) have no such check: during a
 capture of the handle's stream they are recorded, and the coefficients are
 read as cuBLAS documents for graphs ("CUDA Graphs Support" in the cuBLAS
 docs): in host pointer mode when the call is made (their values go into the
-graph), in device pointer mode when the graph runs.
+graph), in device pointer mode when the graph runs. ``cublasSetStream`` resets
+the handle's workspace to cuBLAS's pool (cuBLAS docs); a product captured
+without a user workspace set after it raises here (on a GPU cuBLAS would
+allocate inside the graph).
 """
 
 from __future__ import annotations
@@ -59,6 +62,7 @@ def setStream(handle, stream) -> None:  # noqa: N802
             "calling cuBLAS API during stream capture is currently unsupported"
         )
     _handles[handle]["stream"] = int(stream)
+    _handles[handle]["work"] = None  # cublasSetStream resets the workspace
 
 
 def getStream(handle) -> int:  # noqa: N802
@@ -102,7 +106,9 @@ class _Library:
     """The libcublas functions xpnet calls through ctypes (status 0 = success)."""
 
     def cublasSetStream_v2(self, handle, stream):  # noqa: N802 (cuBLAS's names)
-        _handles[int(handle)]["stream"] = int(stream or 0)
+        # "This function unconditionally resets the cuBLAS library workspace
+        # back to the default workspace pool" (cuBLAS docs, cublasSetStream).
+        _handles[int(handle)].update(stream=int(stream or 0), work=None)
         return 0
 
     def cublasSetWorkspace_v2(self, handle, workspace, size):  # noqa: N802
@@ -140,6 +146,13 @@ class _Library:
 
         stream = _cp._STREAMS[state["stream"]]
         if stream._recording is not None:
+            if state["work"] is None:
+                # cuBLAS would take workspace from its pool inside the graph
+                # (memory nodes): xpnet gives it one (backend/cupy/blas.py).
+                raise RuntimeError(
+                    "cuBLAS call captured without cublasSetWorkspace after "
+                    "cublasSetStream"
+                )
             stream._recording.append(run)
             return
         _cp.counters.launches += 1

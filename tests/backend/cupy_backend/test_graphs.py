@@ -116,6 +116,7 @@ def test_cupys_cublas_binding_refuses_a_capture_and_the_library_records():
     b = cp.asarray(np.arange(12, dtype=np.float32).reshape(3, 4))
     out = cp.asarray(np.zeros((2, 4), dtype=np.float32))
     alpha, beta = np.array([2.0], np.float32), np.array([0.0], np.float32)
+    work = cp.empty(1 << 22, dtype=np.uint8)
     # out.T = b.T @ a.T, column-major (what backend/cupy/blas.py passes)
     args = (handle, 0, 0, 4, 2, 3, alpha.ctypes.data, b.data.ptr, 4, a.data.ptr,
             3, beta.ctypes.data, out.data.ptr, 4)  # fmt: skip
@@ -125,6 +126,9 @@ def test_cupys_cublas_binding_refuses_a_capture_and_the_library_records():
         with pytest.raises(NotImplementedError, match="stream capture"):
             binding.sgemm(*args)
         LIBRARY.cublasSetStream_v2(handle, stream.ptr)
+        with pytest.raises(RuntimeError, match="without cublasSetWorkspace"):
+            LIBRARY.cublasSgemm_v2(*args)  # cuBLAS would allocate in the graph
+        LIBRARY.cublasSetWorkspace_v2(handle, work.data.ptr, work.nbytes)
         LIBRARY.cublasSgemm_v2(*args)
         graph = stream.end_capture()
     alpha[0] = 5.0  # host pointer mode: the graph keeps the value it read
