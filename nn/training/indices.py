@@ -9,8 +9,11 @@ copy per step; instead a copy of the generator draws the next
 ``block_steps`` steps ahead, they go to the device in one copy (one stacked
 host array, into the same device buffer every time, so that captured steps
 can read it), and each step takes its row of that block (a view: no launch,
-no copy). The generator itself still advances one draw per step on the host,
-so its state never runs ahead of the iteration.
+no copy). The generator itself follows: at the end of a block it takes the
+state its copy reached after drawing the block (one assignment, not a draw per
+step), and within a block :meth:`BatchIndices.settle` makes the draws still
+owed, so that whoever reads its state (a checkpoint) sees it exactly where the
+iteration is.
 """
 
 from __future__ import annotations
@@ -45,6 +48,8 @@ class BatchIndices:
         self._block = None
         self._pos = 0
         self._valid = False
+        self._owed = 0  # draws the generator still owes for rows taken
+        self._end_state = None
 
     def next(self):
         if self.backend.on_host:
@@ -59,24 +64,38 @@ class BatchIndices:
         batch_size) device block (the same array after every refill), the
         next step's row in it and the steps left in it (at least 1)."""
         if not self._valid or self._pos == self.block_steps:
+            self.settle()
             self._refill()
         return self._block, self._pos, self.block_steps - self._pos
 
     def skip(self, steps: int) -> None:
-        """Take ``steps`` rows of the block: the generator draws them too."""
-        for _ in range(steps):
-            self.rng.integers(self.train_size, size=self.batch_size)
+        """Take ``steps`` rows of the block; the generator owes their draws
+        (see :meth:`settle`) until the block ends."""
         self._pos += steps
+        self._owed += steps
+        if self._pos == self.block_steps:
+            # Where the copy that drew this block ended: exactly these draws.
+            self.rng.bit_generator.state = self._end_state
+            self._owed = 0
+
+    def settle(self) -> None:
+        """Make the generator's draws owed for the rows taken so far (before
+        its state is read: a checkpoint)."""
+        for _ in range(self._owed):
+            self.rng.integers(self.train_size, size=self.batch_size)
+        self._owed = 0
 
     def reset(self) -> None:
         """Forget the block drawn ahead (after the generator's state was set)."""
         self._valid = False
+        self._owed = 0
 
     def _refill(self) -> None:
         ahead = copy.deepcopy(self.rng)  # the same state: the same next draws
         rows = np.empty((self.block_steps, self.batch_size), dtype=np.int64)
         for i in range(self.block_steps):
             rows[i] = ahead.integers(self.train_size, size=self.batch_size)
+        self._end_state = ahead.bit_generator.state
         # One host-to-device copy of one stacked host array (CuPy sends a list
         # of arrays through a NumPy 2-incompatible path), into the same device
         # memory every epoch.

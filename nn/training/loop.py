@@ -63,6 +63,7 @@ def run_steps(trainer, metrics, stop) -> None:
             times, last_flush = [], now
         if due_eval and not stop.requested:
             trainer._evaluate(metrics)
+    trainer.indices.settle()  # the generator where the iteration is
 
 
 def _flush(trainer, buf, times, metrics) -> None:

@@ -192,7 +192,10 @@ def test_graph_replays_equal_eager_steps_bit_for_bit(
             graph = _run(be, "1", monkeypatch, **kw)
         with installed(standin_backend()) as be:
             eager = _run(be, "0", monkeypatch, **kw)
-    assert graph[3].rng.bit_generator.state == eager[3].rng.bit_generator.state
+    # The generator ends where the CPU's does (a checkpoint would be exact).
+    cpu = _run("numpy", "1", monkeypatch, **kw)
+    state = cpu[3].rng.bit_generator.state
+    assert graph[3].rng.bit_generator.state == eager[3].rng.bit_generator.state == state
     assert graph[1] == eager[1] and len(graph[1]) == 47
     for key, value in eager[0].items():
         assert np.array_equal(graph[0][key], value), key
