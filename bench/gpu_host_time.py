@@ -1,27 +1,30 @@
 """Host time of chapter 5's training step on the GPU path: eager against CUDA graphs.
 
-Without a GPU (the default here) it runs on the CuPy stand-in in dry mode
+Without a GPU it runs on the CuPy stand-in in dry mode
 (``cupy_standin.dry_run``: launches counted and their arguments checked, their
-work skipped), and times what the host does per step. The time spent inside
-the stand-in's own launch entry points (kernel calls, cuBLAS calls, graph
-launches), which stand for CuPy's and CUDA's, is measured apart and left out:
-what remains is xpnet's Python (plus the stand-in's array views and
-indexing, which cost about what CuPy's do). ::
+work skipped) and measures the CPU time the host spends per step (CPU time of
+the process, so that a busy machine inflates it less than wall time). The
+time spent inside the stand-in, which plays CuPy and CUDA, is measured apart
+and left out: its launch points (kernel calls, cuBLAS calls, graph launches)
+and its array bookkeeping (views, indexing, ``empty``, ``take``), which CuPy
+does in Cython and the stand-in in Python. What remains is xpnet's own Python.
+::
 
     python bench/gpu_host_time.py            # 784-50-10, batch 100, float32
     python bench/gpu_host_time.py --json host_time.json
 
-The estimate it prints for a GPU adds published launch costs to the measured
-Python: a kernel or cuBLAS call from CuPy ``LAUNCH_US`` (low, high) each, a
-graph launch ``GRAPH_LAUNCH_US`` per chunk. It is an estimate, not a
-measurement: the device time of the kernels is not in it, and a GPU step
-costs at least the larger of host and device time.
+The estimate it prints for a GPU adds typical costs to xpnet's Python: a
+kernel or cuBLAS call from CuPy ``LAUNCH_US`` (low, high) each, an array
+operation that launches nothing ``ARRAY_OP_US`` each, a graph launch
+``GRAPH_LAUNCH_US`` per chunk. It is an estimate, not a measurement, and of
+host time only: a GPU step costs at least the larger of host and device time.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -35,6 +38,9 @@ ROOT = Path(__file__).resolve().parents[1]
 LAUNCH_US = (4.0, 8.0)
 #: Host cost of one cudaGraphLaunch of a straight-line graph, microseconds.
 GRAPH_LAUNCH_US = (3.0, 10.0)
+#: Host cost of one CuPy array operation that launches nothing (a view, an
+#: index, ``empty`` from the pool), microseconds.
+ARRAY_OP_US = (1.0, 2.0)
 
 
 def _standin():
@@ -49,20 +55,28 @@ def _standin():
 
 
 class _Clock:
-    """Time spent inside wrapped functions (the stand-in's launch points)."""
+    """CPU time and calls inside wrapped functions (outermost calls only)."""
 
     def __init__(self):
-        self.seconds = 0.0
+        self.seconds, self.calls, self._depth = 0.0, 0, 0
 
-    def wrap(self, owner, name):
+    def reset(self) -> None:
+        self.seconds, self.calls = 0.0, 0
+
+    def wrap(self, owner, name) -> None:
         fn = getattr(owner, name)
 
         def timed(*args, **kwargs):
-            t0 = time.perf_counter()
+            if self._depth:
+                return fn(*args, **kwargs)
+            self._depth += 1
+            self.calls += 1
+            t0 = time.process_time()
             try:
                 return fn(*args, **kwargs)
             finally:
-                self.seconds += time.perf_counter() - t0
+                self.seconds += time.process_time() - t0
+                self._depth -= 1
 
         setattr(owner, name, timed)
 
@@ -82,83 +96,91 @@ def _trainer(be, train_size: int, seed: int = 0):
 
 
 def measure(train_size: int = 60000, epochs: int = 2) -> dict:
-    """Per-step host time (us) and launches, eager and replayed, on the stand-in."""
-    import os
-
+    """Per-step host CPU time (us), launches and array operations, eager and
+    replayed, on the stand-in."""
     cp, binding, be = _standin()  # puts this checkout first on sys.path
 
     import backend as B
     from nn.training.graphs import StepGraphs
     from nn.training.loop import FLUSH_EVERY
 
-    clock = _Clock()
-    for owner, name in (
-        (cp._Function, "__call__"),
-        (cp.Graph, "launch"),
-        (binding, "sgemm"),
-        (binding, "dgemm"),
-    ):
-        clock.wrap(owner, name)
+    launches, arrays = _Clock(), _Clock()
+    for owner, name in ((cp._Function, "__call__"), (cp.Graph, "launch"),
+                        (binding, "sgemm"), (binding, "dgemm")):  # fmt: skip
+        launches.wrap(owner, name)
+    for owner, name in ((cp.ndarray, "__getitem__"), (cp.ndarray, "__setitem__"),
+                        (cp, "_call"), (cp, "empty"),
+                        (cp, "ascontiguousarray")):  # fmt: skip
+        arrays.wrap(owner, name)
     B._instances["cupy"] = be
     result = {"device": "CuPy stand-in (dry run), no GPU", "train_size": train_size}
     with cp.dry_run():
         trainer = _trainer(be, train_size)
-        per_epoch = trainer.iters_per_epoch
         buf = be.xp.zeros(FLUSH_EVERY, dtype=trainer.net.dtype)
         for _ in range(5):
             buf[0] = trainer.step()  # compiles the kernels
-        steps = epochs * per_epoch
-        clock.seconds = 0.0
+        steps = epochs * trainer.iters_per_epoch
+        launches.reset(), arrays.reset()
         with cp.counting() as c:
-            t0 = time.perf_counter()
+            t0 = time.process_time()
             for i in range(steps):
                 buf[i % FLUSH_EVERY] = trainer.step()  # the loop's eager step
-            wall = time.perf_counter() - t0
-        result["eager"] = _row(wall, clock.seconds, c.launches, steps, steps)
+            cpu = time.process_time() - t0
+        result["eager"] = _row(cpu, launches, arrays, c.launches, steps, steps)
 
         os.environ.setdefault("XPNET_CUDA_GRAPHS", "1")
         runner = StepGraphs.create(trainer, buf)
-        for _ in range(2 * per_epoch):  # the first epochs capture every chunk
+        for _ in range(2 * trainer.iters_per_epoch):  # captures every chunk
             runner.run(0, FLUSH_EVERY)
         done = chunks = 0
-        clock.seconds = 0.0
+        launches.reset(), arrays.reset()
         with cp.counting() as c:
-            t0 = time.perf_counter()
+            t0 = time.process_time()
             while done < steps:
                 done += runner.run(0, FLUSH_EVERY)
                 chunks += 1
-            wall = time.perf_counter() - t0
+            cpu = time.process_time() - t0
         if runner.off:
             raise RuntimeError(f"graphs did not run: {be.graphs_failed}")
-        result["graph"] = _row(wall, clock.seconds, c.launches, done, chunks)
+        result["graph"] = _row(cpu, launches, arrays, c.launches, done, chunks)
     result["estimate_us_per_step"] = _estimate(result)
     return result
 
 
-def _row(wall, inside, launches, steps, calls) -> dict:
+def _row(cpu, launch_clock, array_clock, launches, steps, calls) -> dict:
+    inside = launch_clock.seconds + array_clock.seconds
     return {
         "steps": steps,
         "host_calls": calls,
         "launches_per_step": launches / steps,
-        "wall_us_per_step": 1e6 * wall / steps,
-        "standin_us_per_step": 1e6 * inside / steps,
-        "python_us_per_step": 1e6 * (wall - inside) / steps,
+        "array_ops_per_step": array_clock.calls / steps,
+        "cpu_us_per_step": 1e6 * cpu / steps,
+        "standin_launch_us_per_step": 1e6 * launch_clock.seconds / steps,
+        "standin_array_us_per_step": 1e6 * array_clock.seconds / steps,
+        "python_us_per_step": 1e6 * (cpu - inside) / steps,
     }
 
 
 def _estimate(result) -> dict:
-    """Host time per step on a GPU: the Python measured here plus the
-    published costs of the launches (low, high)."""
+    """Host time per step on a GPU (low, high): xpnet's Python measured here
+    plus the assumed costs of what the stand-in stood for."""
     eager, graph = result["eager"], result["graph"]
     chunk = graph["steps"] / graph["host_calls"]
+
+    def host(row, launch_us, array_us):
+        python = row["python_us_per_step"]
+        return python + row["array_ops_per_step"] * array_us + launch_us
+
+    eager_costs = zip(LAUNCH_US, ARRAY_OP_US, strict=True)
+    graph_costs = zip(GRAPH_LAUNCH_US, ARRAY_OP_US, strict=True)
     return {
         "eager": [
-            eager["python_us_per_step"] + eager["launches_per_step"] * us
-            for us in LAUNCH_US
+            host(eager, eager["launches_per_step"] * us, a) for us, a in eager_costs
         ],  # fmt: skip
-        "graph": [graph["python_us_per_step"] + us / chunk for us in GRAPH_LAUNCH_US],
+        "graph": [host(graph, us / chunk, a) for us, a in graph_costs],
         "assumed_launch_us": list(LAUNCH_US),
         "assumed_graph_launch_us": list(GRAPH_LAUNCH_US),
+        "assumed_array_op_us": list(ARRAY_OP_US),
         "steps_per_graph_launch": chunk,
     }
 
@@ -173,9 +195,11 @@ def main(argv=None) -> None:
     for mode in ("eager", "graph"):
         r = result[mode]
         print(
-            f"{mode:5s}: {r['python_us_per_step']:7.1f} us of Python per step, "
-            f"{r['launches_per_step']:.3f} launches per step "
-            f"({r['standin_us_per_step']:.1f} us inside the stand-in, left out)"
+            f"{mode:5s}: {r['python_us_per_step']:6.1f} us of xpnet's Python per "
+            f"step; per step {r['launches_per_step']:.3f} launches and "
+            f"{r['array_ops_per_step']:.2f} array operations (the stand-in's "
+            f"{r['standin_launch_us_per_step']:.1f} + "
+            f"{r['standin_array_us_per_step']:.1f} us for them left out)"
         )
     est = result["estimate_us_per_step"]
     print(
