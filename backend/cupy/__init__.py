@@ -287,9 +287,12 @@ class CuPyBackend(Backend):
     def two_layer_count_correct(self, params, x, t, activation):
         """Rows classified right and whether some hidden unit fired, in one
         product and one kernel per chunk and one copy to the host; or None.
-        See ``FusedTwoLayer.count_correct``."""
+        From the second evaluation of the same arrays on, one graph replay and
+        the copy. See ``FusedTwoLayer.count_correct``."""
         self._require_device("two_layer_count_correct", x=x, t=t, **params)
-        return self.fused_two_layer.count_correct(params, x, t, activation)
+        return self.fused_two_layer.count_correct(
+            params, x, t, activation, capture=self.capture
+        )
 
     def two_layer_numerical_gradient(self, params, x, t, activation, forward):
         """The fast numerical gradient with every perturbed loss evaluated by

@@ -273,3 +273,30 @@ def test_steady_state_one_replay_per_epoch_and_no_copy_between_evaluations(
     # 1 replay, 1 upload, and the flush of the epoch's losses (one copy).
     assert per_epoch == {"launches": 1, "h2d": 1, "d2h": 1, "syncs": 1}
     assert gpu.graphs_failed is None
+
+
+def test_evaluations_of_the_same_arrays_replay_a_graph(gpu, monkeypatch):
+    """The first evaluation is eager; the second is captured, and it and every
+    later one is one launch and one copy; the replay reads the parameters as they are
+    now (updated in place between evaluations), as the eager one does."""
+    from nn.two_layer_net import TwoLayerNet
+
+    monkeypatch.setenv("XPNET_CUDA_GRAPHS", "1")
+    images, labels = _data(3, 3000)
+    x = (images / np.float32(255)).astype(np.float32)
+    net = TwoLayerNet(784, 20, 10, backend=gpu, dtype="float32", rng=2)
+    ref = TwoLayerNet(784, 20, 10, backend="numpy", dtype="float32", rng=2)
+    d_x, d_t = gpu.asarray(x), gpu.asarray(labels)
+    rng = np.random.default_rng(0)
+    for call in range(4):
+        with cp.counting() as c:
+            got = gpu.fused_two_layer.count_correct(
+                net.params, d_x, d_t, "relu", chunk=1024, capture=gpu.capture
+            )
+        assert got == ref.count_correct(x, labels)
+        launches = 1 + 2 * 3 if call == 0 else 1  # 3 chunks of 1024 rows
+        assert c.snapshot() == {"launches": launches, "h2d": 0, "d2h": 1, "syncs": 1}
+        delta = rng.standard_normal((784, 20)).astype(np.float32) * 0.05
+        net.params["W1"] += gpu.asarray(delta)  # in place, as a step does
+        ref.params["W1"] += delta
+    assert gpu.graphs_failed is None
