@@ -12,10 +12,13 @@ method says so.
 Launches per call (chapter 5: 784-50-10, batch 100, float32, int64 labels):
 
 - ``sgd_step``: 4 (product, row kernel, product with the W1 update, update
-  kernel); no copy, no synchronisation;
+  kernel); no copy, no synchronisation (captured into graphs by the
+  trainer's step loop: ``nn/training/graphs.py``);
 - ``scaled_rows``: 1 (the gather and the division by the scale);
 - ``count_correct``: 1 to zero the counters, then 2 per chunk of
   :data:`EVAL_CHUNK` rows (product, kernel), then one device-to-host copy;
+  from the second evaluation of the same arrays on, with the backend's
+  ``capture``: one graph launch and the copy;
 - ``numerical_gradient``: 4 in float64 (zeroing the label check, product,
   forward kernel, gradient kernel) plus a cast per float32 input and one
   device-to-host copy (the label check, so bad labels raise as on the CPU).

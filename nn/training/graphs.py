@@ -1,23 +1,25 @@
 """Training steps replayed from captured device work (CUDA graphs on a GPU).
 
 On a backend that can capture (``Backend.capture``: the CuPy backend), the
-step loop (:mod:`nn.training.loop`) runs the fused ``TwoLayerNet`` step in
-chunks: the device work of ``n`` consecutive steps is captured once, on fixed
-buffers, and each later chunk with the same place in the epoch is one replay,
-one host call instead of about six launches per step. What a chunk reads and
-writes never moves: the epoch's batch indices come in one copy into the same
-device block (``BatchIndices``), the batch is gathered from that block's rows
-``row .. row + n - 1`` (baked into the captured steps), and each step's loss
-goes into its entry ``at .. at + n - 1`` of the loop's loss buffer, which the
-loop's flush copies to the host as before. A chunk is keyed by
-``(row, at, n)``; chapter 5's run (600 steps an epoch, losses flushed every
-100) uses 6 graphs, captured in the first epoch and replayed in every other.
+step loop ([`nn.training.loop`][nn.training.loop]) runs the fused
+``TwoLayerNet`` step in chunks: the device work of ``n`` consecutive steps is
+captured once, on fixed buffers, and each later chunk with the same place in
+the epoch is one replay, one host call instead of about six launches per
+step. What a chunk reads and writes never moves: the epoch's batch indices
+come in one copy into the same device block (``BatchIndices``), the batch is
+gathered from that block's rows ``row .. row + n - 1`` (baked into the
+captured steps), and each step's loss goes into its entry ``at .. at + n - 1``
+of the loop's loss buffer, which the loop's flush copies to the host as
+before. A chunk is keyed by ``(row, at, n)``; chapter 5's run (600 steps an
+epoch, losses flushed every 100) replays 6 graphs an epoch, captured in its
+first two epochs.
 
 The captured steps are the eager ones, kernel for kernel: a replay gives the
 same bits. Where a capture fails the backend warns once and this runner stays
 eager (``run`` returns 0 and the loop calls ``Trainer.step``). Only the fused
-two-layer SGD step (backprop, plain SGD, float32/float64) is captured; the
-evaluations stay eager (one per epoch).
+two-layer SGD step (backprop, plain SGD, float32/float64) is captured here;
+the evaluations are captured by the backend itself
+(``FusedTwoLayer.count_correct``).
 """
 
 from __future__ import annotations

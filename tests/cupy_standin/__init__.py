@@ -131,7 +131,7 @@ def counting():
         delta._end = counters.snapshot()
 
 
-#: While True (see :func:`dry_run`), kernels and products are counted and
+#: While True (see ``dry_run``), kernels and products are counted and
 #: their arguments checked, but their work is skipped.
 _DRY = False
 
@@ -742,12 +742,12 @@ class _Nvrtc:
 
 class Stream:
     """``cupy.cuda.Stream``: ``synchronize()``, ``use()``, ``with stream:`` and
-    stream capture into a :class:`Graph` (CuPy 14's ``cupy/cuda/stream.pyx``).
+    stream capture into a ``Graph`` (CuPy 14's ``cupy/cuda/stream.pyx``).
 
     ``begin_capture`` refuses the legacy default stream, as CuPy does. While
     the current stream captures, the stand-in records what CUDA would record
     (RawKernel launches, cuBLAS calls, writes into existing arrays) and runs
-    none of it; :meth:`Graph.launch` replays it. What CUDA or CuPy refuses
+    none of it; ``Graph.launch`` replays it. What CUDA or CuPy refuses
     during a capture raises as they do: a synchronisation is CUDA's
     ``cudaErrorStreamCaptureUnsupported`` and invalidates the capture
     (``end_capture`` then raises ``cudaErrorStreamCaptureInvalidated``); a

@@ -1,5 +1,5 @@
 """``cupy.cuda.cublas`` of the stand-in: CuPy's low-level cuBLAS binding
-(``cupy_backends/cuda/libs/cublas.pyx`` in CuPy 14), and :data:`LIBRARY`, what
+(``cupy_backends/cuda/libs/cublas.pyx`` in CuPy 14), and ``LIBRARY``, what
 ``ctypes.CDLL("libcublas.so.13")`` gives on a GPU machine.
 
 Handles, pointer modes and streams are tracked per handle; the products read
