@@ -64,6 +64,20 @@ def test_captured_work_is_recorded_not_run_and_replays():
         np.testing.assert_array_equal(out.get(), 3 * want)
 
 
+def test_the_capture_api_is_cupys():
+    """Every name the backend calls exists in real CuPy (importable without a
+    GPU) with the stand-in's meaning."""
+    cupy = pytest.importorskip("cupy")
+    for name in ("begin_capture", "end_capture", "is_capturing", "use"):
+        assert callable(getattr(cupy.cuda.Stream, name))
+        assert callable(getattr(cp.cuda.Stream, name))
+    graph = pytest.importorskip("cupy.cuda.graph")
+    for name in ("launch", "upload"):
+        assert callable(getattr(graph.Graph, name))
+        assert callable(getattr(cp.cuda.graph.Graph, name))
+    assert callable(cupy.cuda.runtime.streamIsCapturing)
+
+
 def test_the_legacy_stream_cannot_capture():
     with pytest.raises(RuntimeError, match="default \\(legacy\\) stream"):
         cp.cuda.get_current_stream().begin_capture()
