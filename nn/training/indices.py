@@ -103,6 +103,8 @@ class BatchIndices:
         # memory every epoch.
         if self._block is None:
             self._block = self.backend.asarray(rows)
+        elif hasattr(self._block, "set"):
+            self._block.set(rows)  # CuPy's ndarray.set: one copy, same memory
         else:
-            self._block.set(rows)
+            self._block[...] = rows
         self._pos, self._valid = 0, True
