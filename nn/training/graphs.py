@@ -24,8 +24,6 @@ the evaluations are captured by the backend itself
 
 from __future__ import annotations
 
-import numpy as np
-
 from nn.optimizer import SGD
 from nn.two_layer_net import TwoLayerNet
 
@@ -63,7 +61,7 @@ class StepGraphs:
             or not isinstance(net, TwoLayerNet)
             or type(trainer.optimizer) is not SGD
             or trainer.config.grad != "backprop"
-            or np.dtype(str(net.dtype)).name not in ("float32", "float64")
+            or str(net.dtype) not in ("float32", "float64")
         ):
             return None
         return cls(trainer, buf)

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import copy
 
-import numpy as np
+import backend as B
 
 __all__ = ["BatchIndices"]
 
@@ -94,8 +94,11 @@ class BatchIndices:
 
     def _refill(self) -> None:
         ahead = copy.deepcopy(self.rng)  # the same state: the same next draws
-        rows = np.empty((self.block_steps, self.batch_size), dtype=np.int64)
-        for i in range(self.block_steps):
+        first = ahead.integers(self.train_size, size=self.batch_size)
+        host = B.get_array_module(first)  # NumPy: the generator's arrays
+        rows = host.empty((self.block_steps, self.batch_size), dtype=first.dtype)
+        rows[0] = first
+        for i in range(1, self.block_steps):
             rows[i] = ahead.integers(self.train_size, size=self.batch_size)
         self._end_state = ahead.bit_generator.state
         # One host-to-device copy of one stacked host array (CuPy sends a list
