@@ -67,7 +67,7 @@ class Blas:
     """``gemm`` on C-contiguous device arrays through one cached cuBLAS handle.
 
     ``library``: a loader ``(xp, handle) -> library`` (default
-    [`load_library`][backend.cupy.blas.load_library]); the tests pass the stand-in's.
+    ``load_library``); the tests pass the stand-in's.
     """
 
     def __init__(self, xp, library=load_library):
@@ -102,7 +102,7 @@ class Blas:
         return self._coefficients[key].ctypes.data
 
     def prepared(self, transa, transb, a_shape, b, out, alpha=1.0, beta=0.0):
-        """``run(a)``: [`gemm`][backend.cupy.blas.Blas.gemm] with everything
+        """``run(a)``: ``gemm`` with everything
         but ``a`` fixed now (``a`` of shape ``a_shape``, C-contiguous, of
         out's dtype; b and out must stay alive and in place)."""
         if self.handle is None:

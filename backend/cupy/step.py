@@ -1,7 +1,7 @@
 """The fused SGD step's launch plan: everything but the batch built once.
 
 ``FusedTwoLayer.sgd_step`` (``backend/cupy/fused.py``) keeps one
-[`StepPlan`][backend.cupy.step.StepPlan] per shape of its inputs: the
+``StepPlan`` per shape of its inputs: the
 products prepared on the cached cuBLAS handle (``backend/cupy/blas.py``) and
 the two kernels' argument tuples, so that a step only checks its batch and
 makes four calls (``two_layer_step.cu`` has the kernels).

@@ -1,7 +1,7 @@
 """Training steps replayed from captured device work (CUDA graphs on a GPU).
 
 On a backend that can capture (``Backend.capture``: the CuPy backend), the
-step loop ([`nn.training.loop`][nn.training.loop]) runs the fused
+step loop (``nn.training.loop``) runs the fused
 ``TwoLayerNet`` step in chunks: the device work of ``n`` consecutive steps is
 captured once, on fixed buffers, and each later chunk with the same place in
 the epoch is one replay, one host call instead of about six launches per

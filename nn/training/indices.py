@@ -12,7 +12,7 @@ can read it), and each step takes its row of that block (a view: no launch,
 no copy). The generator itself follows: at the end of a block it takes the
 state its copy reached after drawing the block (one assignment, not a draw per
 step), and within a block
-[`settle`][nn.training.indices.BatchIndices.settle] makes the draws still owed,
+``settle`` makes the draws still owed,
 so that whoever reads its state (a checkpoint) sees it exactly where the
 iteration is.
 """
@@ -71,7 +71,7 @@ class BatchIndices:
 
     def skip(self, steps: int) -> None:
         """Take ``steps`` rows of the block; the generator owes their draws
-        (see [`settle`][nn.training.indices.BatchIndices.settle]) until the
+        (see ``settle``) until the
         block ends."""
         self._pos += steps
         self._owed += steps

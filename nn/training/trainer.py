@@ -81,7 +81,7 @@ class Trainer:
     come from the same host generator, uploaded an epoch at a time
     (:class:`~nn.training.indices.BatchIndices`), so a step copies nothing;
     and the steps are replayed in chunks from CUDA graphs
-    ([`nn.training.graphs`][nn.training.graphs]; ``XPNET_CUDA_GRAPHS=0``
+    (``nn.training.graphs``; ``XPNET_CUDA_GRAPHS=0``
     turns that off).
     """
 
