@@ -275,9 +275,11 @@ class CuPyBackend(Backend):
             graph.upload(stream)
         except Exception as exc:  # any failure: one warning, then eager
             self.graphs_failed = exc
+            why = (str(exc).splitlines() or [""])[0]
             warnings.warn(
-                "CUDA graphs are off for this run, the steps run one by one "
-                f"(capture failed: {type(exc).__name__}: {str(exc).splitlines()[0]})",
+                "CUDA graphs are off in this process, kernels are launched one "
+                "by one (a capture failed: "
+                f"{type(exc).__name__}: {why})",
                 RuntimeWarning,
                 stacklevel=2,
             )
