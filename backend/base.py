@@ -60,7 +60,7 @@ class Backend:
         host = (scale * rng.standard_normal(shape)).astype(dtype)
         return self.asarray(host)
 
-    def scaled_rows(self, x, rows, scale, dtype):
+    def scaled_rows(self, x, rows, scale, dtype, out=None):
         """``x[rows] / scale`` as a C-contiguous (B, D) array of ``dtype``.
 
         x: (N, D) integer pixels (``load_mnist(normalize=False)``); rows: (B,)
@@ -69,9 +69,14 @@ class Backend:
         ``load_mnist(normalize=True)`` followed by a cast gives. So a trainer
         can keep uint8 images, a quarter of the bytes that each random batch
         pulls from memory, and train exactly as on the float32 images.
+        ``out``: a (B, D) array of ``dtype`` to write the batch into (and
+        return), or None.
         """
         xp = self.xp
         batch = xp.divide(x[rows], xp.float32(scale), dtype=xp.float32)
+        if out is not None:
+            out[...] = batch
+            return out
         return xp.ascontiguousarray(batch, dtype=dtype)
 
     # -- kernels ----------------------------------------------------------
@@ -132,6 +137,20 @@ class Backend:
             x[idx] = saved
         return grad
 
+    # -- replay of captured device work -------------------------------------
+    def capture(self, fn):
+        """Record the device work of ``fn()`` once for replay, or None.
+
+        ``fn`` takes no argument; it must use only arrays allocated before
+        (no allocation, no copy between host and device, no wait), so that
+        replaying its work repeats exactly what calling it again would do.
+        -> an object whose ``launch()`` replays that work (queued, not
+        waited for), or None: then nothing ran, and the caller does the work
+        eagerly. This generic version always says None; the CuPy backend
+        captures a CUDA graph.
+        """
+        return None
+
     # -- fused kernels of the two-layer network ----------------------------
     # Slots that ``nn.TwoLayerNet`` calls when a backend fills them. Each gets
     # what it needs from the model as arguments: ``activation`` names the
@@ -163,9 +182,11 @@ class Backend:
         return fast(self, params, x, t, activation, forward)
 
     #: Optional fused SGD step for ``TwoLayerNet.train_step``:
-    #: ``(params, x, t, lr, activation) -> 0-d loss``, updating params in place,
-    #: or None where it does not apply (the caller then steps layer by layer).
-    #: params as above; x: (N, D) float; t: (N,) labels or (N, C) one-hot.
+    #: ``(params, x, t, lr, activation, out=None) -> 0-d loss``, updating params
+    #: in place, or None where it does not apply (the caller then steps layer
+    #: by layer). params as above; x: (N, D) float; t: (N,) labels or (N, C)
+    #: one-hot; out: a one-element array of the params' dtype that receives
+    #: the loss (what a captured step writes into), or None.
     two_layer_sgd_step = None
 
     #: Optional fused evaluation for ``TwoLayerNet.accuracy`` and the trainer:

@@ -1,8 +1,8 @@
 """The same 784-50-10 ReLU network and SGD step in JAX, as a JAX user writes it.
 
-Optional: JAX is never a dependency of xpnet; :func:`import_jax` returns None
-without it. Two ways to train, both jitted: :meth:`JaxTwoLayerNet.step` (one
-call per step, as a loop in Python) and :meth:`JaxTwoLayerNet.steps` (a block
+Optional: JAX is never a dependency of xpnet; `import_jax` returns None
+without it. Two ways to train, both jitted: `JaxTwoLayerNet.step` (one
+call per step, as a loop in Python) and `JaxTwoLayerNet.steps` (a block
 of steps as one ``lax.scan``: one call per epoch). Initialised like the book
 (N(0, 0.01^2) weights, zero biases) so the work per step is the same.
 """

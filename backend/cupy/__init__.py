@@ -15,6 +15,10 @@ wait for the device.
 
 from __future__ import annotations
 
+import contextlib
+import os
+import warnings
+
 import numpy as np
 
 from backend.base import Backend
@@ -77,6 +81,9 @@ class CuPyBackend(Backend):
         self.xp = xp
         self.fused = FusedSoftmax(xp)
         self.fused_two_layer = FusedTwoLayer(xp)
+        self._graph_stream = None
+        #: Why graphs are off after a failed capture (warned once), or None.
+        self.graphs_failed = None
 
     def describe(self) -> str:
         runtime = self.xp.cuda.runtime
@@ -117,7 +124,7 @@ class CuPyBackend(Backend):
         """Wait until all work queued on the current stream is done."""
         self.xp.cuda.get_current_stream().synchronize()
 
-    def scaled_rows(self, x, rows, scale, dtype):
+    def scaled_rows(self, x, rows, scale, dtype, out=None):
         """As `Backend.scaled_rows`; see there.
 
         Host row indices (what the trainer passes) are bounds-checked on the
@@ -130,9 +137,9 @@ class CuPyBackend(Backend):
         """
         if isinstance(rows, (list, tuple)) or _is_numpy_array(rows):
             _check_rows(rows, x.shape[0])
-            return super().scaled_rows(x, rows, scale, dtype)
-        out = self.fused_two_layer.scaled_rows(x, rows, scale, dtype)
-        return super().scaled_rows(x, rows, scale, dtype) if out is None else out
+            return super().scaled_rows(x, rows, scale, dtype, out)
+        got = self.fused_two_layer.scaled_rows(x, rows, scale, dtype, out)
+        return super().scaled_rows(x, rows, scale, dtype, out) if got is None else got
 
     # -- kernels ----------------------------------------------------------
     def matmul(self, a, b):
@@ -216,19 +223,78 @@ class CuPyBackend(Backend):
     # returns None for inputs it does not cover (another dtype or layout),
     # and the caller takes the layer-by-layer path.
 
-    def two_layer_sgd_step(self, params, x, t, lr, activation):
+    def two_layer_sgd_step(self, params, x, t, lr, activation, out=None):
         """One SGD step of TwoLayerNet in 2 kernels and 2 cuBLAS products, no
-        copy and no synchronisation; -> the 0-d loss before the update, or
-        None (float16 params, say). See ``FusedTwoLayer.sgd_step``."""
+        copy and no synchronisation; -> the 0-d loss before the update (in
+        ``out`` when given), or None (float16 params, say). See
+        ``FusedTwoLayer.sgd_step``."""
         self._require_device("two_layer_sgd_step", x=x, t=t, **params)
-        return self.fused_two_layer.sgd_step(params, x, t, lr, activation)
+        return self.fused_two_layer.sgd_step(params, x, t, lr, activation, out)
+
+    # -- CUDA graphs --------------------------------------------------------
+    def capture(self, fn):
+        """``fn()``'s device work captured into a CUDA graph, or None.
+
+        Captured on a stream of its own (CuPy refuses the legacy default
+        stream: ``cupy/cuda/stream.pyx: Stream.begin_capture``), in CuPy's
+        default relaxed mode; ``fn`` runs once, on the host only: its
+        launches and cuBLAS products are recorded, not run (products through
+        ``backend/cupy/blas.py``'s capture path). It must allocate nothing,
+        copy nothing and never wait (each raises during a capture). The
+        graph's ``launch()`` replays the work on that stream, which is
+        blocking (``Stream(non_blocking=False)``): CUDA orders it after and
+        before the work of the legacy default stream, where everything else
+        of this backend runs, so a replay needs no synchronisation.
+
+        None where ``$XPNET_CUDA_GRAPHS`` is ``0`` or a capture has failed in
+        this process (the first failure warns once, in one line); the caller
+        then runs ``fn``'s work eagerly.
+        """
+        if os.environ.get("XPNET_CUDA_GRAPHS", "1").strip() == "0":
+            return None
+        if self.graphs_failed is not None:
+            return None
+        xp, blas = self.xp, self.fused_two_layer.blas
+        try:
+            if self._graph_stream is None:
+                self._graph_stream = xp.cuda.Stream(non_blocking=False)
+            stream = self._graph_stream
+            with stream:
+                stream.begin_capture()
+                blas.capturing = stream
+                try:
+                    fn()
+                except BaseException:
+                    # End the capture (its error would only hide this one).
+                    with contextlib.suppress(Exception):
+                        stream.end_capture()
+                    raise
+                finally:
+                    blas.capturing = None
+                graph = stream.end_capture()
+            graph.upload(stream)
+        except Exception as exc:  # any failure: one warning, then eager
+            self.graphs_failed = exc
+            why = (str(exc).splitlines() or [""])[0]
+            warnings.warn(
+                "CUDA graphs are off in this process, kernels are launched one "
+                "by one (a capture failed: "
+                f"{type(exc).__name__}: {why})",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+            return None
+        return _Replay(graph, stream)
 
     def two_layer_count_correct(self, params, x, t, activation):
         """Rows classified right and whether some hidden unit fired, in one
         product and one kernel per chunk and one copy to the host; or None.
-        See ``FusedTwoLayer.count_correct``."""
+        From the second evaluation of the same arrays on, one graph replay and
+        the copy. See ``FusedTwoLayer.count_correct``."""
         self._require_device("two_layer_count_correct", x=x, t=t, **params)
-        return self.fused_two_layer.count_correct(params, x, t, activation)
+        return self.fused_two_layer.count_correct(
+            params, x, t, activation, capture=self.capture
+        )
 
     def two_layer_numerical_gradient(self, params, x, t, activation, forward):
         """The fast numerical gradient with every perturbed loss evaluated by
@@ -242,6 +308,16 @@ class CuPyBackend(Backend):
                 params, x, t, activation, forward
             )
         return grads
+
+
+class _Replay:
+    """A captured CUDA graph: ``launch()`` replays it (one host call)."""
+
+    def __init__(self, graph, stream):
+        self.graph, self.stream = graph, stream
+
+    def launch(self) -> None:
+        self.graph.launch(self.stream)
 
 
 #: What the shim's registry instantiates for this backend.

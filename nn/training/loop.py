@@ -12,6 +12,8 @@ from __future__ import annotations
 import math
 import time
 
+from nn.training.graphs import StepGraphs
+
 __all__ = ["FLUSH_EVERY", "FLUSH_SECONDS", "run_steps"]
 
 #: Most steps whose losses wait on the device before one copy to the host.
@@ -27,15 +29,26 @@ def run_steps(trainer, metrics, stop) -> None:
     iteration and at the last; ``metrics``: the run's MetricsWriter or None.
     """
     buf = trainer.backend.xp.zeros(FLUSH_EVERY, dtype=trainer.net.dtype)
+    # Chunks of steps replayed from captured device work, where the backend
+    # can (nn.training.graphs); each writes its losses into buf itself.
+    graphs = StepGraphs.create(trainer, buf)
     times = []
     last_flush = started = time.perf_counter()
     while trainer.iteration < trainer.total and not stop.requested:
-        buf[len(times)] = trainer.step()
-        trainer.iteration += 1
+        most = min(
+            FLUSH_EVERY - len(times),
+            trainer.eval_every - trainer.iteration % trainer.eval_every,
+            trainer.total - trainer.iteration,
+        )
+        done = graphs.run(len(times), most) if graphs is not None else 0
+        if not done:
+            buf[len(times)] = trainer.step()
+            done = 1
+        trainer.iteration += done
         now = time.perf_counter()
         if not trainer._first_step_seconds:
             trainer._first_step_seconds = now - started
-        times.append(now - trainer._clock0)
+        times.extend([now - trainer._clock0] * done)
         due_eval = (
             trainer.iteration % trainer.eval_every == 0
             or trainer.iteration == trainer.total
@@ -50,6 +63,7 @@ def run_steps(trainer, metrics, stop) -> None:
             times, last_flush = [], now
         if due_eval and not stop.requested:
             trainer._evaluate(metrics)
+    trainer.indices.settle()  # the generator where the iteration is
 
 
 def _flush(trainer, buf, times, metrics) -> None:

@@ -14,6 +14,7 @@ from nn.training.checkpoint import Checkpoint, CheckpointError
 def snapshot(trainer) -> Checkpoint:
     """The run's state now, as host arrays (see `nn.training.checkpoint`)."""
     config = replace(trainer.config, iters=trainer.total, epochs=None)
+    trainer.indices.settle()  # the generator's state where the iteration is
     return Checkpoint(
         params={k: trainer.backend.asnumpy(v) for k, v in trainer.net.params.items()},
         iteration=trainer.iteration,

@@ -79,7 +79,9 @@ class Trainer:
     pixels and labels stay on the device for the run and the gather with its
     division is one kernel (``CuPyBackend.scaled_rows``); the batch indices
     come from the same host generator, uploaded an epoch at a time
-    (`BatchIndices`), so a step copies nothing.
+    (`BatchIndices`), so a step copies nothing;
+    and the steps are replayed in chunks from CUDA graphs
+    (``nn.training.graphs``; ``XPNET_CUDA_GRAPHS=0`` turns that off).
     """
 
     def __init__(
@@ -220,7 +222,8 @@ class Trainer:
         return accuracy_alive(self, x, t)[0]
 
     def fit(self, handle_sigint: bool = True) -> TrainResult:
-        """Train up to ``total`` iterations; Ctrl-C stops after the current step.
+        """Train up to ``total`` iterations; Ctrl-C stops after the current step
+        (with CUDA graphs, the current chunk of at most ``FLUSH_EVERY`` steps).
 
         Raises [`TrainingDiverged`][nn.TrainingDiverged] when the loss or weights
         stop being finite (the last checkpoint on disk is the last good one).

@@ -57,12 +57,29 @@ STANDIN = True
 
 
 class Counters:
-    """Launches, host-to-device / device-to-host copies and synchronisations."""
+    """Launches, host-to-device / device-to-host copies and synchronisations.
+
+    A graph launch counts as one launch (what the host pays); the work it
+    replays is not counted again.
+    """
 
     FIELDS = ("launches", "h2d", "d2h", "syncs")
 
     def __init__(self):
+        self._launches = 0
         self.reset()
+
+    @property
+    def launches(self) -> int:
+        return self._launches
+
+    @launches.setter
+    def launches(self, value: int) -> None:
+        # Every eager operation counts its launch here: during a capture, one
+        # that the stand-in does not record would run now instead of at replay.
+        if value > self._launches:
+            _refuse_in_capture("this operation")
+        self._launches = value
 
     def reset(self) -> None:
         self.launches = self.h2d = self.d2h = self.syncs = 0
@@ -114,11 +131,35 @@ def counting():
         delta._end = counters.snapshot()
 
 
+#: While True (see ``dry_run``), kernels and products are counted and
+#: their arguments checked, but their work is skipped.
+_DRY = False
+
+
+@contextlib.contextmanager
+def dry_run():
+    """Skip the work of kernels, cuBLAS products and graph replays inside the
+    block (their launches are still counted and checked): what is left is the
+    host's own time, for ``bench/gpu_host_time.py``. Results are garbage."""
+    global _DRY
+    _DRY = True
+    try:
+        yield
+    finally:
+        _DRY = False
+
+
 def _sync() -> None:
+    stream = cuda._stream
+    if stream._recording is not None:
+        # cudaStreamSynchronize on a capturing stream: an error that also
+        # invalidates the capture (end_capture then fails too).
+        stream._invalidate(CUDARuntimeError(900))
     counters.syncs += 1
 
 
 def _to_host(a: np.ndarray) -> np.ndarray:
+    _refuse_copy("D2H")
     counters.d2h += 1
     _sync()
     return a.copy()
@@ -156,6 +197,7 @@ class ndarray:  # noqa: N801 (CuPy's name)
         return host
 
     def set(self, arr, stream=None):
+        _refuse_copy("H2D")
         counters.h2d += 1
         self._a[...] = arr
 
@@ -226,8 +268,12 @@ class ndarray:  # noqa: N801 (CuPy's name)
     def __setitem__(self, key, value):
         key, _ = _index(key, self.shape)
         if isinstance(value, np.ndarray):
+            _refuse_copy("H2D")
             counters.h2d += 1
-        self._a[key] = _operand(value, allow_host=True)
+        target, source = self._a, _operand(value, allow_host=True)
+        if _record(lambda: target.__setitem__(key, source)):
+            return
+        target[key] = source
         counters.launches += 1
 
     # methods
@@ -242,6 +288,8 @@ class ndarray:  # noqa: N801 (CuPy's name)
         return _wrap(out)
 
     def fill(self, value):
+        if _record(lambda: self._a.fill(value)):
+            return
         counters.launches += 1
         self._a.fill(value)
 
@@ -370,10 +418,14 @@ def _shares(out, inputs) -> bool:
 
 def _call(fn, args, kwargs, inputs=()):
     """Run a NumPy function on device operands; count a launch unless it only
-    made a view of an input (``out=`` always counts)."""
+    made a view of an input (``out=`` always counts). During a capture, a
+    call with ``out=`` is recorded for the replay; any other that is not a
+    view refuses (it would allocate)."""
     args = [_operand(a) for a in args]
     if "out" in kwargs and kwargs["out"] is not None:
         kwargs["out"] = _operand(kwargs["out"])
+        if _record(lambda: fn(*args, **kwargs)):
+            return _wrap(kwargs["out"])
     result = fn(*args, **kwargs)
     operands = [a for a in (*inputs, *args) if isinstance(a, np.ndarray)]
     first = result[0] if isinstance(result, tuple) and result else result
@@ -484,6 +536,7 @@ def _make(name, kind):
     fn = getattr(np, name)
 
     def create(*args, **kwargs):
+        _refuse_in_capture(f"cupy.{name} (an allocation)")
         if name.endswith("_like"):
             args = (_operand(args[0]),) + args[1:]
         out = fn(*args, **kwargs)
@@ -555,6 +608,7 @@ def asarray(a, dtype=None, order=None, *, blocking=False):
     if isinstance(a, (list, tuple)) and builtins.any(isinstance(v, ndarray) for v in a):
         stacked = stack(a)  # noqa: F821 (defined by the loop above)
         return stacked if dtype is None else stacked.astype(dtype, copy=False)
+    _refuse_copy("H2D")
     counters.h2d += 1
     return _wrap(np.array(a, dtype=dtype, order=order or "K", copy=True))
 
@@ -567,6 +621,7 @@ def array(
         if out is not obj._a:
             counters.launches += 1
         return _wrap(out)
+    _refuse_copy("H2D")
     counters.h2d += 1
     return _wrap(np.array(obj, dtype=dtype, order=order, ndmin=ndmin, copy=True))
 
@@ -607,6 +662,14 @@ class CUDARuntimeError(RuntimeError):
         100: ("cudaErrorNoDevice", "no CUDA-capable device is detected"),
         101: ("cudaErrorInvalidDevice", "invalid device ordinal"),
         700: ("cudaErrorIllegalAddress", "an illegal memory access was encountered"),
+        900: (
+            "cudaErrorStreamCaptureUnsupported",
+            "operation not permitted when stream is capturing",
+        ),
+        901: (
+            "cudaErrorStreamCaptureInvalidated",
+            "operation failed due to a previous error during capture",
+        ),
     }
 
     def __init__(self, status: int, message: str | None = None):
@@ -625,7 +688,8 @@ def failing(what: str, exc: BaseException):
     what: ``"runtime"`` (getDeviceCount raises ``exc``), ``"nvrtc"``
     (nvrtc.getVersion raises), ``"cublas"`` (``cuda.cublas`` raises, as CuPy 14's
     lazy loader does when libcublas is missing), ``"matmul"``, ``"kernel"``
-    (RawModule compile/launch) or ``"sync"`` (stream synchronisation).
+    (RawModule compile/launch), ``"sync"`` (stream synchronisation),
+    ``"capture"`` (``Stream.begin_capture``) or ``"graph"`` (``Graph.launch``).
     """
     _failures[what] = exc
     try:
@@ -666,6 +730,9 @@ class _Runtime:
         _maybe_fail("sync")
         _sync()
 
+    def streamIsCapturing(self, stream):  # noqa: N802
+        return _STREAMS[int(stream)]._recording is not None
+
 
 class _Nvrtc:
     def getVersion(self):  # noqa: N802
@@ -674,14 +741,43 @@ class _Nvrtc:
 
 
 class Stream:
-    """``cupy.cuda.Stream``: ``synchronize()``, ``use()`` and ``with stream:``."""
+    """``cupy.cuda.Stream``: ``synchronize()``, ``use()``, ``with stream:`` and
+    stream capture into a ``Graph`` (CuPy 14's ``cupy/cuda/stream.pyx``).
+
+    ``begin_capture`` refuses the legacy default stream, as CuPy does. While
+    the current stream captures, the stand-in records what CUDA would record
+    (RawKernel launches, cuBLAS calls, writes into existing arrays) and runs
+    none of it; ``Graph.launch`` replays it. What CUDA or CuPy refuses
+    during a capture raises as they do: a synchronisation is CUDA's
+    ``cudaErrorStreamCaptureUnsupported`` and invalidates the capture
+    (``end_capture`` then raises ``cudaErrorStreamCaptureInvalidated``); a
+    host copy is CuPy's ``RuntimeError`` ("the current stream is capturing,
+    so D2H/H2D transfers are disallowed"); a cuBLAS call through CuPy's
+    binding is its ``NotImplementedError``. Stricter than CuPy: an allocation
+    (or any operation the stand-in cannot record) raises ``RuntimeError``.
+    CuPy's pool allows it in its default relaxed capture mode, but the graph
+    would then keep using memory that the pool may hand out again once the
+    array is freed; xpnet's captured code must use buffers allocated before.
+    """
+
+    _next_ptr = 16
 
     def __init__(self, null=False, non_blocking=False, ptds=False):
         self.null = null
+        self.non_blocking = non_blocking
         self._previous = []
+        self._recording = None
+        self._error = None
+        if null:
+            self.ptr = 0
+        else:
+            self.ptr, Stream._next_ptr = Stream._next_ptr, Stream._next_ptr + 16
+        _STREAMS[self.ptr] = self
 
     def synchronize(self):
         _maybe_fail("sync")
+        if self._recording is not None:
+            self._invalidate(CUDARuntimeError(900))
         _sync()
 
     def use(self):
@@ -694,6 +790,85 @@ class Stream:
 
     def __exit__(self, *exc):
         cuda._stream = self._previous.pop()
+
+    def begin_capture(self, mode=None):
+        if self.ptr in (0, 1):
+            raise RuntimeError("cannot capture on the default (legacy) stream")
+        _maybe_fail("capture")
+        self._recording, self._error = [], None
+
+    def end_capture(self):
+        nodes, error = self._recording, self._error
+        self._recording = self._error = None
+        if nodes is None:
+            raise CUDARuntimeError(400, "the stream is not capturing")
+        if error is not None:
+            raise CUDARuntimeError(901) from error
+        return Graph(nodes)
+
+    def is_capturing(self):
+        return self._recording is not None
+
+    def _invalidate(self, exc):
+        self._error = exc
+        raise exc
+
+
+#: Streams by ``ptr`` (``runtime.streamIsCapturing`` looks them up).
+_STREAMS: dict = {}
+
+
+class Graph:
+    """``cupy.cuda.graph.Graph``: what a capture recorded; ``launch`` replays
+    it (one launch for the host), ``upload`` does nothing here."""
+
+    def __init__(self, nodes):
+        self._nodes = list(nodes)
+
+    def launch(self, stream=None):
+        _maybe_fail("graph")
+        _refuse_in_capture("a graph launch")
+        counters.launches += 1
+        for node in self._nodes:
+            node()
+
+    def upload(self, stream=None):
+        pass
+
+
+def _capturing():
+    """The current stream's recording list, or None."""
+    return cuda._stream._recording
+
+
+def _record(node) -> bool:
+    """Record ``node`` if the current stream captures; True if it did."""
+    nodes = _capturing()
+    if nodes is None:
+        return False
+    nodes.append(node)
+    return True
+
+
+def _refuse_in_capture(what: str) -> None:
+    stream = cuda._stream if "cuda" in globals() else None
+    if stream is not None and stream._recording is not None:
+        exc = RuntimeError(
+            f"{what} during stream capture: the stand-in records only kernel "
+            "launches, cuBLAS calls and writes into existing arrays (allocate "
+            "buffers before the capture)"
+        )
+        stream._error = stream._error or exc
+        raise exc
+
+
+def _refuse_copy(direction: str) -> None:
+    # CuPy's check in cupy/cuda/memory.pyx (MemoryPointer.copy_from_host_async,
+    # copy_to_host_async): it raises before calling CUDA.
+    if "cuda" in globals() and _capturing() is not None:
+        raise RuntimeError(
+            f"the current stream is capturing, so {direction} transfers are disallowed"
+        )
 
 
 class Device:
@@ -725,6 +900,7 @@ class _Cuda:
     """The ``cupy.cuda`` namespace (the part xpnet uses)."""
 
     Stream, Device = Stream, Device
+    graph = types.SimpleNamespace(Graph=Graph)
     CUDARuntimeError = CUDARuntimeError
 
     def __init__(self):
@@ -734,9 +910,10 @@ class _Cuda:
 
     @property
     def cublas(self):
-        # CuPy 14 loads libcublas on first access of cupy.cuda.cublas.
+        # CuPy 14 loads libcublas on first access of cupy.cuda.cublas (the
+        # low-level binding, cupy_backends.cuda.libs.cublas).
         _maybe_fail("cublas")
-        return types.SimpleNamespace(getVersion=lambda handle=None: 130000)
+        return _cublas_binding
 
     def get_current_stream(self, device_id=-1):
         return self._stream
@@ -815,8 +992,12 @@ class _Function:
             _argument(p, a, self.name, i)
             for i, (p, a) in enumerate(zip(self.params, args, strict=True))
         ]
+        fn = self._fn
+        if _record(lambda: _DRY or fn(grid3, block3, *converted)):
+            return  # pointers and scalars as they are now, as CUDA records them
         counters.launches += 1
-        self._fn(grid3, block3, *converted)
+        if not _DRY:
+            fn(grid3, block3, *converted)
 
 
 def _dim3(shape):
@@ -857,6 +1038,7 @@ def _argument(param, value, kernel, i):
 # cupy`` does not load (the backend imports it by name); bound here because the
 # stand-in is never importable as ``cupy.cublas``.
 from cupy_standin import cublas as cublas  # noqa: E402
+from cupy_standin import cublas_binding as _cublas_binding  # noqa: E402
 
 _THIS = sys.modules[__name__]
 # Last, so that the functions above keep this module's name (pickles of device

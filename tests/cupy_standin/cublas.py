@@ -26,6 +26,11 @@ def _op(a, trans):
 
 def gemm(transa, transb, a, b, out=None, alpha=1.0, beta=0.0):
     """out = alpha * op(a) @ op(b) + beta * out (one cuBLAS call)."""
+    if _cp._capturing() is not None:
+        # cupy/cublas.py gemm -> cupy_backends.cuda.libs.cublas.setStream
+        raise NotImplementedError(
+            "calling cuBLAS API during stream capture is currently unsupported"
+        )
     for x in (a, b) + (() if out is None else (out,)):
         if not isinstance(x, _cp.ndarray):
             raise TypeError(f"Unsupported type {type(x)}")

@@ -15,10 +15,17 @@ import cupy_standin
 
 
 def standin_backend():
-    """A fresh CuPy backend bound to the stand-in (detection included)."""
-    from backend.cupy import CuPyBackend
+    """A fresh CuPy backend bound to the stand-in (detection included).
 
-    return CuPyBackend(cupy=cupy_standin)
+    Its cuBLAS library (what ``ctypes`` loads on a GPU machine, for products
+    made during a capture) is the stand-in's, ``cublas_binding.LIBRARY``.
+    """
+    from backend.cupy import CuPyBackend
+    from cupy_standin.cublas_binding import LIBRARY
+
+    be = CuPyBackend(cupy=cupy_standin)
+    be.fused_two_layer.blas.loader = lambda xp, handle: LIBRARY
+    return be
 
 
 def real_gpu_backend():

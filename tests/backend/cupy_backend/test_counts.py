@@ -70,19 +70,23 @@ def _fit(be, iters, eval_every):
     return c.snapshot()
 
 
-def test_a_trainer_step_copies_its_batch_indices_only(gpu, monkeypatch):
+@pytest.mark.parametrize("graphs", ["0", "1"])
+def test_a_trainer_step_copies_its_batch_indices_only(gpu, monkeypatch, graphs):
     """Two runs with the same evaluations and 20 steps apart: per step, no
     device-to-host copy or wait, and one host-to-device copy per epoch of 5
     steps (the next epoch's row indices, drawn on the host); each evaluation
     waits a few times. (The losses also come to the host every
-    ``FLUSH_SECONDS``: not timed here.)"""
+    ``FLUSH_SECONDS``: not timed here.) Eager (``XPNET_CUDA_GRAPHS=0``): the
+    step's 7 launches; with CUDA graphs: one replay per epoch of 5 steps."""
     from nn.training import loop
 
     monkeypatch.setattr(loop, "FLUSH_SECONDS", 1e9)
+    monkeypatch.setenv("XPNET_CUDA_GRAPHS", graphs)
+    gpu.graphs_failed = None
     short, long = _fit(gpu, 20, 20), _fit(gpu, 40, 40)
     per_step = {k: (long[k] - short[k]) / 20 for k in long}
     assert per_step == {
-        "launches": TRAINER_STEP_LAUNCHES,
+        "launches": TRAINER_STEP_LAUNCHES if graphs == "0" else 1 / 5,
         "h2d": 1 / 5,
         "d2h": 0,
         "syncs": 0,
@@ -92,3 +96,4 @@ def test_a_trainer_step_copies_its_batch_indices_only(gpu, monkeypatch):
     # A handful (6 or 7 here): the counts and the "some unit fired" flag of
     # the train and test sets, and the losses since the last evaluation.
     assert extra["h2d"] == 0 and extra["syncs"] == extra["d2h"] <= 8
+    assert gpu.graphs_failed is None
