@@ -2,9 +2,9 @@
 
 The command line over :mod:`nn.training.trainer`: ``xpnet-train`` when
 installed, ``python train.py`` in a clone (the same :func:`main`).
-Exit codes: 0 done, 1 the run
-failed (diverged, device or data unavailable, disk error), 2 bad arguments,
-130 stopped by Ctrl-C (checkpoint and metrics saved; continue with --resume).
+Exit codes: 0 done, 1 the run failed (diverged or not learning, device or data
+unavailable, disk error), 2 bad arguments, 130 stopped by Ctrl-C (checkpoint and
+metrics saved; continue with --resume).
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import os
 import sys
 import time
 import warnings
+from dataclasses import replace
 from pathlib import Path
 
 import backend as B
@@ -34,8 +35,9 @@ from nn.training.checkpoint import (
     resolve_path,
 )
 from nn.training.config import TrainConfig
+from nn.training.health import NotLearningWarning, TrainingNotLearning
 from nn.training.progress import ConsoleReporter, SilentReporter
-from nn.training.trainer import Trainer, TrainingDiverged, load_data
+from nn.training.trainer import Trainer, load_data
 
 
 def _select_device(name: str) -> tuple:
@@ -113,6 +115,7 @@ def run(args, prog: str = PROG) -> int:
     else:
         given = {key: getattr(args, key) for _, key in RUN_FLAGS}
         given.update(iters=args.iters, epochs=args.epochs)
+        given.update(allow_not_learning=args.allow_not_learning or None)
         try:
             config = TrainConfig(**{k: v for k, v in given.items() if v is not None})
         except ValueError as exc:
@@ -166,6 +169,8 @@ def run(args, prog: str = PROG) -> int:
         raise RunFailed(
             f"not enough memory for this network ({exc}); try a smaller --hidden-size"
         ) from None
+    if args.allow_not_learning:  # may be switched on for a resumed run
+        trainer.config = replace(trainer.config, allow_not_learning=True)
     say(f"train: {trainer.describe()}")
     if ckpt is not None:
         say(f"resuming at iteration {ckpt.iteration} (saved on {ckpt.backend})")
@@ -175,8 +180,9 @@ def run(args, prog: str = PROG) -> int:
             warnings.filterwarnings(
                 "ignore", r"(overflow|invalid value|divide by zero)", RuntimeWarning
             )
+            warnings.showwarning = _one_line_warning(prog, reporter, args.quiet)
             result = trainer.fit()
-    except TrainingDiverged as exc:
+    except TrainingNotLearning as exc:
         raise RunFailed(str(exc)) from None
     except OSError as exc:
         raise RunFailed(f"cannot write to {out}: {exc}") from None
@@ -195,6 +201,22 @@ def run(args, prog: str = PROG) -> int:
         return EXIT_INTERRUPTED
     print(f"{result.summary()} -> {out}")
     return 0
+
+
+def _one_line_warning(prog: str, reporter, quiet: bool):
+    """A ``warnings.showwarning`` printing a NotLearningWarning as one line."""
+    default = warnings.showwarning
+
+    def show(message, category, *args, **kwargs):
+        if not issubclass(category, NotLearningWarning):
+            return default(message, category, *args, **kwargs)
+        line = f"{prog}: warning: {message}"
+        if quiet:
+            print(line, file=sys.stderr)
+        else:
+            reporter.message(line)
+
+    return show
 
 
 def _command(prog: str) -> str:

@@ -34,6 +34,7 @@ from nn.training.checkpoint import (
 from nn.training.config import TrainConfig
 from nn.training.data import as_labels, check_pixel_scale, check_split, load_data
 from nn.training.evaluation import accuracy_alive, evaluate
+from nn.training.health import TrainingDiverged, TrainingNotLearning, diverged
 from nn.training.indices import BatchIndices
 from nn.training.interrupt import StopRequest
 from nn.training.loop import run_steps
@@ -50,12 +51,9 @@ __all__ = [
     "TrainResult",
     "Trainer",
     "TrainingDiverged",
+    "TrainingNotLearning",
     "load_data",
 ]
-
-
-class TrainingDiverged(RuntimeError):
-    """The loss or the weights became NaN or infinite."""
 
 
 class Trainer:
@@ -118,6 +116,7 @@ class Trainer:
             classes = int(checkpoint.params["W2"].shape[-1])
         else:
             classes = int(max(t_train.max(), t_test.max())) + 1
+        self.classes = classes
         be, dtype = self.backend, config.dtype
         self.pixel_scale = check_pixel_scale(pixel_scale, x_train, x_test)
         x_train, x_test = (x.reshape(len(x), -1) for x in (x_train, x_test))
@@ -222,8 +221,10 @@ class Trainer:
     def fit(self, handle_sigint: bool = True) -> TrainResult:
         """Train up to ``total`` iterations; Ctrl-C stops after the current step.
 
-        Raises :class:`TrainingDiverged` when the loss or weights stop being
-        finite (the last checkpoint on disk is the last good one).
+        Raises [`TrainingNotLearning`][nn.training.health.TrainingNotLearning]
+        (or its subclass `TrainingDiverged`) when the run stops learning, by
+        the rule of [`nn.training.health`][] (the last checkpoint on disk is
+        the last good one).
         """
         if self.out_dir is not None:
             self.out_dir.mkdir(parents=True, exist_ok=True)
@@ -252,7 +253,7 @@ class Trainer:
                 self._save_checkpoint()
             elif self.history.eval_iteration[-1] != self.iteration:
                 self._evaluate(metrics)
-        except TrainingDiverged:
+        except TrainingNotLearning:
             self._save_plots()
             raise
         finally:
@@ -281,16 +282,7 @@ class Trainer:
         )
 
     def _diverged(self, what: str):
-        where = (
-            f"the last good checkpoint is {self._checkpoint_path()} "
-            f"(iteration {self.checkpoint_iteration})"
-            if self.checkpoint_iteration is not None
-            else "no checkpoint was written"
-        )
-        raise TrainingDiverged(
-            f"training diverged: {what} (learning rate {self.config.lr} is probably "
-            f"too large; try a smaller --lr); stopped, {where}"
-        )
+        diverged(self, what)  # a NaN or inf: see nn.training.health
 
     def _evaluate(self, metrics) -> None:
         evaluate(self, metrics)  # records, reports and checkpoints
