@@ -10,6 +10,7 @@ metrics saved; continue with --resume).
 from __future__ import annotations
 
 import os
+import shlex
 import sys
 import time
 import warnings
@@ -37,6 +38,7 @@ from nn.training.checkpoint import (
 from nn.training.config import TrainConfig
 from nn.training.health import NotLearningWarning, TrainingNotLearning
 from nn.training.progress import ConsoleReporter, SilentReporter
+from nn.training.data import data_folder
 from nn.training.trainer import Trainer, load_data
 
 
@@ -129,13 +131,21 @@ def run(args, prog: str = PROG) -> int:
     _check_out_dir(out, resolve_path(source) if ckpt is not None else None)
     if args.data_dir is not None and not args.data_dir.is_dir():
         raise UsageError(f"--data-dir {args.data_dir} does not exist or is no folder")
+    data_dir = args.data_dir
+    if data_dir is None and ckpt is not None and ckpt.data_dir is not None:
+        data_dir = Path(ckpt.data_dir)  # where the run read its data
+        if not data_dir.is_dir():
+            raise UsageError(
+                f"--resume: the run read its {dataset} data from {data_dir}, which "
+                "is gone; pass --data-dir DIR naming the folder that holds it now"
+            )
 
     _, device_line = _select_device(args.device)
     say(device_line)
     try:
         # uint8 pixels, scaled per batch by the trainer: the same numbers as
         # the normalized images, at a quarter of the memory traffic.
-        train, test = load_data(dataset, args.data_dir, normalize=False)
+        train, test = load_data(dataset, data_dir, normalize=False)
     except KeyboardInterrupt:
         raise
     except Exception as exc:  # the loader's errors are already one clear line
@@ -152,6 +162,7 @@ def run(args, prog: str = PROG) -> int:
                 out_dir=out,
                 reporter=reporter,
                 pixel_scale=PIXEL_SCALE,
+                data_dir=data_folder(dataset, data_dir),
             )
         else:
             trainer = Trainer(
@@ -162,6 +173,7 @@ def run(args, prog: str = PROG) -> int:
                 out_dir=out,
                 reporter=reporter,
                 pixel_scale=PIXEL_SCALE,
+                data_dir=data_folder(dataset, data_dir),
             )
     except (CheckpointError, ValueError) as exc:
         raise UsageError(str(exc)) from None
@@ -195,7 +207,7 @@ def run(args, prog: str = PROG) -> int:
         print(
             f"{prog}: stopped by Ctrl-C at iteration {result.iterations}; checkpoint "
             f"and metrics saved in {out}; continue with: "
-            f"{_command(prog)} --resume {out}",
+            f"{_command(prog)} --resume {shlex.quote(str(out))}",
             file=sys.stderr,
         )
         return EXIT_INTERRUPTED

@@ -63,7 +63,8 @@ class Trainer:
     labels or (N, C) one-hot. ``out_dir`` (optional) receives ``metrics.csv``,
     ``checkpoint.npz`` (at every evaluation and at the end) and the plots.
     ``reporter`` prints progress (default
-    :class:`~nn.training.progress.ConsoleReporter`).
+    :class:`~nn.training.progress.ConsoleReporter`). ``data_dir``: the folder
+    the data was read from, recorded in checkpoints so that a resume finds it.
 
     ``pixel_scale``: x holds integer pixels, such as
     ``load_data(normalize=False)``'s uint8 images, divided by it on the way
@@ -92,6 +93,7 @@ class Trainer:
         reporter=None,
         checkpoint: Checkpoint | None = None,
         pixel_scale: float | None = None,
+        data_dir=None,
     ):
         config = config or TrainConfig()
         if config.seed is None:
@@ -99,6 +101,8 @@ class Trainer:
         self.config = config
         self.backend = B.get_backend(backend)
         self.dataset = dataset
+        #: Where the data was read from (absolute; recorded in checkpoints).
+        self.data_dir = str(Path(data_dir).resolve()) if data_dir else None
         self.out_dir = Path(out_dir) if out_dir is not None else None
         self.reporter = reporter if reporter is not None else ConsoleReporter()
         (x_train, t_train), (x_test, t_test) = (
@@ -172,6 +176,7 @@ class Trainer:
         if iters is not None or epochs is not None:
             config = replace(config, iters=iters or config.iters, epochs=epochs)
         kwargs.setdefault("dataset", ckpt.dataset)
+        kwargs.setdefault("data_dir", ckpt.data_dir)
         return cls(train, test, config, checkpoint=ckpt, **kwargs)
 
     def describe(self) -> str:
