@@ -4,7 +4,8 @@ A checkpoint holds host NumPy copies of the weights (so one saved on the GPU
 loads on the CPU and back), the training history, and a JSON ``meta`` record:
 format version, iteration, config, optimizer state, the batch sampler's RNG
 state, dataset and backend names, and the absolute folder the training data
-was read from (``data_dir``, absent in older checkpoints). Writes are atomic (see :mod:`nn.data.fileio`).
+was read from (``data_dir``, absent in older checkpoints). Writes are atomic
+(see :mod:`nn.data.fileio`).
 """
 
 from __future__ import annotations

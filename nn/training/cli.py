@@ -18,7 +18,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import backend as B
-from nn.data.mnist import PIXEL_SCALE
+from nn.data.mnist import PIXEL_SCALE, DatasetNotFoundError
 from nn.training.arguments import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
@@ -36,9 +36,9 @@ from nn.training.checkpoint import (
     resolve_path,
 )
 from nn.training.config import TrainConfig
+from nn.training.data import data_folder
 from nn.training.health import NotLearningWarning, TrainingNotLearning
 from nn.training.progress import ConsoleReporter, SilentReporter
-from nn.training.data import data_folder
 from nn.training.trainer import Trainer, load_data
 
 
@@ -148,6 +148,8 @@ def run(args, prog: str = PROG) -> int:
         train, test = load_data(dataset, data_dir, normalize=False)
     except KeyboardInterrupt:
         raise
+    except DatasetNotFoundError as exc:
+        raise RunFailed(exc.cli_message) from None
     except Exception as exc:  # the loader's errors are already one clear line
         raise RunFailed(f"cannot load {dataset}: {exc}") from None
     reporter = SilentReporter() if args.quiet else ConsoleReporter()
