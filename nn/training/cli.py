@@ -43,23 +43,29 @@ from nn.training.trainer import Trainer, load_data
 
 
 def _select_device(name: str) -> tuple:
-    """Make ``name`` the current backend. -> (backend, line to print)."""
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        try:
-            be = B.use(name)
-        except B.BackendUnavailableError as exc:
-            raise RunFailed(f"--device {name}: {exc}") from None
-    line = f"backend: {be.describe()}"
+    """Make ``name`` the current backend. -> (backend, line to print).
+
+    With ``auto`` the line says what was chosen and, when it is not the
+    GPU, why in a few words: ``no NVIDIA GPU found`` on a CPU-only machine;
+    CuPy's own reason (naming the extra to install) where a driver is present.
+    """
+    try:
+        if name == "auto":
+            be, why = B.choose_auto()
+            B.use(be)
+        else:
+            be, why = B.use(name), ""
+    except B.BackendUnavailableError as exc:
+        raise RunFailed(f"--device {name}: {exc}") from None
+    described = be.describe()
     if name == "auto":
-        why = "; ".join(str(w.message) for w in caught)
-        if not why and be.on_host:  # say why the GPU was passed over
-            try:
-                B.get_backend("cupy")
-            except B.BackendUnavailableError as exc:
-                why = f"cupy: {exc}"
-        line += f"  [--device auto{': ' + why if why else ''}]"
-    return be, line
+        note = f"--device auto: {why}" if why else "--device auto"
+        described = (
+            f"{described[:-1]}; {note})"
+            if described.endswith(")")
+            else f"{described} ({note})"
+        )
+    return be, f"backend: {described}"
 
 
 def _resume_source(args) -> Path | None:
