@@ -45,6 +45,7 @@ __all__ = [
     "get_backend",
     "matmul",
     "numerical_gradient",
+    "select",
     "softmax",
     "synchronize",
     "to_numpy",
@@ -138,6 +139,24 @@ def _auto() -> Backend:
             stacklevel=3,
         )
     return chosen
+
+
+def select(name: str) -> tuple[Backend, str]:
+    """[`use`][backend.use] ``name`` and return it with the line a command line
+    prints once: ``backend: numba (...; --device auto: no NVIDIA GPU found)``.
+
+    For ``auto`` the line says why a faster backend was not chosen, in the
+    words of [`choose_auto`][backend.choose_auto]; never a warning.
+    """
+    if canonical_name(name) == "auto":
+        chosen, why = choose_auto()
+        use(chosen)
+        note = f"--device auto: {why}" if why else "--device auto"
+        text = chosen.describe()
+        text = f"{text[:-1]}; {note})" if text.endswith(")") else f"{text} ({note})"
+        return chosen, f"backend: {text}"
+    chosen = use(name)
+    return chosen, f"backend: {chosen.describe()}"
 
 
 def canonical_name(name: str) -> str:

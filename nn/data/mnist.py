@@ -124,7 +124,7 @@ def _obtain(info, split, filename, checksums, dirs, download) -> Path:
         )
     except DownloadError as exc:
         why = f" and cannot be downloaded: {_download_failure(exc)}"
-        net = "connect to the network to download it"
+        net = "go online to download it"
         raise _not_found(info, split, filename, dirs, why, net) from exc
 
 
@@ -141,15 +141,23 @@ def _download_failure(exc: DownloadError) -> str:
     return "; ".join(f"{host}: {reason}" for host, reason in last.items())
 
 
+def _places(info, dirs) -> str:
+    """The folders searched, each once; ``root/<dataset>`` written beside its root."""
+    names = [str(d) for d in dict.fromkeys(dirs)]
+    if len(dirs) > 1 and dirs[0] == dirs[1] / info.name:
+        names[:2] = [f"{dirs[1]} (and its {info.name}/)"]
+    return ", ".join(names)
+
+
 def _not_found(info, split, filename, dirs, why, last_resort):
     """The one-paragraph error for a missing file (library and CLI versions)."""
-    looked = ", ".join(dict.fromkeys(str(d) for d in dirs))  # each place once
+    looked = _places(info, dirs)
 
     def advice(option: str) -> str:
         return (
             f"{info.title} is not on this machine (looked for {filename} in "
-            f"{looked}){why}. Pass {option} (a folder holding the {info.title} "
-            f".gz files), set ${DATA_DIR_ENV}, or {last_resort}"
+            f"{looked}){why}. Pass {option} (a folder of the {info.title} .gz "
+            f"files), set ${DATA_DIR_ENV}, or {last_resort}"
         )
 
     # Chapter 3's inference reads only the test split: worth saying to a

@@ -50,22 +50,9 @@ def _select_device(name: str) -> tuple:
     CuPy's own reason (naming the extra to install) where a driver is present.
     """
     try:
-        if name == "auto":
-            be, why = B.choose_auto()
-            B.use(be)
-        else:
-            be, why = B.use(name), ""
+        return B.select(name)
     except B.BackendUnavailableError as exc:
         raise RunFailed(f"--device {name}: {exc}") from None
-    described = be.describe()
-    if name == "auto":
-        note = f"--device auto: {why}" if why else "--device auto"
-        described = (
-            f"{described[:-1]}; {note})"
-            if described.endswith(")")
-            else f"{described} ({note})"
-        )
-    return be, f"backend: {described}"
 
 
 def _resume_source(args) -> Path | None:
