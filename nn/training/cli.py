@@ -179,6 +179,19 @@ def run(args, prog: str = PROG) -> int:
     if args.allow_not_learning:  # may be switched on for a resumed run
         trainer.config = replace(trainer.config, allow_not_learning=True)
     say(f"train: {trainer.describe()}")
+    if ckpt is not None and trainer.iteration >= trainer.total:
+        h = trainer.history
+        acc = (
+            f" (train acc {h.train_acc[-1]:.4f}, test acc {h.test_acc[-1]:.4f})"
+            if h.train_acc
+            else ""
+        )
+        print(
+            f"nothing to do: the run in {out} already finished at iteration "
+            f"{trainer.iteration}{acc}; give a larger --iters or --epochs to "
+            "train it further"
+        )
+        return 0
     if ckpt is not None:
         say(f"resuming at iteration {ckpt.iteration} (saved on {ckpt.backend})")
     try:

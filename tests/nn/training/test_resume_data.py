@@ -51,6 +51,17 @@ def test_resume_without_data_dir_reads_the_recorded_folder(cli_env, fashion, tmp
     assert proc.returncode == 0, proc.stderr
     assert "resuming at iteration 20" in proc.stdout
     assert load_checkpoint(out).iteration == 30
+    # Again: the run is finished, so it says so and touches nothing.
+    before = {p.name: p.stat().st_mtime_ns for p in out.iterdir()}
+    proc = train("--resume", out, "--device", "cpu", env=cli_env)
+    assert proc.returncode == 0, proc.stderr
+    last = proc.stdout.splitlines()[-1]
+    assert last.startswith(
+        f"nothing to do: the run in {out} already finished at iteration 30 "
+        "(train acc 0."
+    ) and last.endswith("give a larger --iters or --epochs to train it further")
+    assert "ms/iteration" not in proc.stdout
+    assert {p.name: p.stat().st_mtime_ns for p in out.iterdir()} == before
 
 
 @pytest.mark.realdata
