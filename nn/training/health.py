@@ -20,7 +20,7 @@ on) when it shows one of these causes:
   when every evaluation since one at least an epoch earlier, itself at or
   after the first epoch's end, was stuck too: with one evaluation an epoch
   (the default), two in a row, at epochs 1 and 2. The run's last evaluation
-  is judged alone (it has no next one), if it is at or after the first epoch.
+  is judged alone (it has no next one) when it is two epochs in or later.
 
 The first epoch is exempt because a slow but healthy run may still sit at
 chance there (chapter 4's sigmoid net at lr 0.001 is at 0.10 after one epoch
@@ -104,7 +104,8 @@ def stuck_since(trainer) -> tuple[int, str] | None:
     while j > 0 and h.eval_iteration[j - 1] >= epoch and _stuck(trainer, j - 1):
         j -= 1
     spans_epoch = h.eval_iteration[k] - h.eval_iteration[j] >= epoch
-    if spans_epoch or h.eval_iteration[k] >= trainer.total:
+    last_late = h.eval_iteration[k] >= max(trainer.total, 2 * epoch)
+    if spans_epoch or last_late:
         return h.eval_iteration[j], reason
     return None
 
