@@ -125,7 +125,9 @@ def _obtain(info, split, filename, checksums, dirs, download) -> Path:
     except DownloadError as exc:
         why = f" and cannot be downloaded: {_download_failure(exc)}"
         net = "go online to download it"
-        raise _not_found(info, split, filename, dirs, why, net) from exc
+        # The message says what each mirror answered: the chain of socket and
+        # urllib tracebacks would bury it (it stays in __context__).
+        raise _not_found(info, split, filename, dirs, why, net) from None
 
 
 def _download_failure(exc: DownloadError) -> str:

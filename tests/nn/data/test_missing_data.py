@@ -80,6 +80,8 @@ def test_library_message_is_a_short_paragraph_with_the_keyword(no_network):
     assert "no network" in msg and "data_dir=" in msg and "$XPNET_DATA_DIR" in msg
     assert "--data-dir" not in msg and "mirror-one" not in msg
     assert "load_mnist_split('test')" in msg  # chapter 3's way round, in Python
+    # One exception in the traceback, not urllib's and the socket's before it.
+    assert info.value.__cause__ is None and info.value.__suppress_context__
 
 
 def test_cli_message_names_the_flag_and_no_python(no_network):
