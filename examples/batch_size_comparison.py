@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import backend as B
@@ -37,10 +38,13 @@ def main(argv=None) -> int:
     )  # fmt: skip
     args = p.parse_args(argv)
     try:
-        _, line = B.select(args.device)  # as train.py prints it
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            be = B.use(args.device)
+        notes = "; ".join(str(w.message) for w in caught)
         train, test = load_data(args.dataset, args.data_dir)
         curves = {}
-        print(line)
+        print(f"backend: {be.describe()}" + (f"  [{notes}]" if notes else ""))
         for batch_size in args.batch_sizes:
             config = TrainConfig(
                 iters=args.iters, batch_size=batch_size, lr=args.lr,
