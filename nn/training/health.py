@@ -9,7 +9,7 @@ on) when it shows one of these causes:
   every checkpoint.
 - **dead ReLUs**: every hidden ReLU unit outputs 0 on every training sample at
   an evaluation, so no gradient reaches the weights again (checked by the
-  network's own count, in [`evaluate`][nn.training.evaluation.evaluate]).
+  network's own count, in `nn.training.evaluation.evaluate`).
 - **no better than chance**, judged at evaluations from the end of the first
   epoch on: an evaluation counts as *stuck* when its train accuracy is at most
   ``1/C + CHANCE_MARGIN`` (``C`` classes: 0.12 for ten) or when the mean
