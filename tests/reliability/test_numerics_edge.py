@@ -215,6 +215,7 @@ def test_trainer_refuses_float_labels():
         trainer((x, t.astype(np.float32)), test)
 
 
+@pytest.mark.filterwarnings("ignore::nn.training.health.NotLearningWarning")
 @pytest.mark.parametrize("activation", ACTIVATIONS)
 def test_trainer_on_all_zero_inputs(activation):
     (x, t), (xt, tt) = blobs(20, 1), blobs(10, 2)

@@ -70,6 +70,7 @@ def _fit(be, iters, eval_every):
     return c.snapshot()
 
 
+@pytest.mark.filterwarnings("ignore::nn.training.health.NotLearningWarning")
 def test_a_trainer_step_copies_its_batch_indices_only(gpu, monkeypatch):
     """Two runs with the same evaluations and 20 steps apart: per step, no
     device-to-host copy or wait, and one host-to-device copy per epoch of 5
