@@ -38,12 +38,14 @@ __all__ = [
     "NAMES",
     "backend_for",
     "canonical_name",
+    "choose_auto",
     "current",
     "default_rng",
     "get_array_module",
     "get_backend",
     "matmul",
     "numerical_gradient",
+    "select",
     "softmax",
     "synchronize",
     "to_numpy",
@@ -72,6 +74,10 @@ NAMES = (*_REGISTRY, "auto")
 #: What ``auto`` tries, fastest first.
 _AUTO_ORDER = ("cupy", "numba", "numpy")
 
+#: Modules whose ``auto_skip_reason()`` says, without importing the backend's
+#: library, that ``auto`` need not try it here (None: worth a try).
+_AUTO_PROBES = {"cupy": "backend.cupy.detect"}
+
 #: The pip extra that provides each optional backend's library.
 _EXTRAS = {"numba": '"xpnet[numba]"', "cupy": '"xpnet[cuda13]" (or "xpnet[cuda12]")'}
 
@@ -93,26 +99,64 @@ def _load(name: str) -> Backend:
     return _instances[name]
 
 
-def _auto() -> Backend:
-    """CUDA if CuPy and a GPU are usable, else Numba if installed, else NumPy.
+def choose_auto() -> tuple[Backend, str]:
+    """The backend ``auto`` picks, and in a few words why (``""``: the fastest).
 
-    Any fallback from the GPU warns once, naming why each faster backend failed.
+    CUDA if CuPy and a GPU are usable, else Numba if installed, else NumPy.
+    A backend whose module says it cannot apply here (``auto_skip_reason``:
+    CuPy on a machine without an NVIDIA driver) is not even imported.
     """
-    reasons = []
+    chosen, skipped, failed = _choose_auto()
+    return chosen, "; ".join(skipped + failed)
+
+
+def _choose_auto() -> tuple[Backend, list, list]:
+    """-> (backend, reasons for backends skipped, for backends that failed)."""
+    skipped, failed = [], []
     for name in _AUTO_ORDER:
+        probe = _AUTO_PROBES.get(name)
+        if probe is not None and name not in _instances:
+            reason = importlib.import_module(probe).auto_skip_reason()
+            if reason is not None:
+                skipped.append(reason)
+                continue
         try:
-            chosen = _load(name)
+            return _load(name), skipped, failed
         except BackendUnavailableError as exc:
-            reasons.append(f"{name}: {exc}")
-            continue
-        if reasons:
-            warnings.warn(
-                f"auto backend fell back to {name} (" + "; ".join(reasons) + ")",
-                RuntimeWarning,
-                stacklevel=3,
-            )
-        return chosen
+            failed.append(f"{name}: {exc}")
     raise AssertionError("unreachable: the numpy backend always loads")
+
+
+def _auto() -> Backend:
+    """[`choose_auto`][backend.choose_auto]'s backend. Passing over a faster
+    backend that could run here warns once, naming why (a machine without an
+    NVIDIA GPU is no reason to warn)."""
+    chosen, _, failed = _choose_auto()
+    if failed:
+        warnings.warn(
+            f"--device auto chose {chosen.name} ({'; '.join(failed)})",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+    return chosen
+
+
+def select(name: str) -> tuple[Backend, str]:
+    """[`use`][backend.use] ``name`` and return it with the line a command line
+    prints once: ``backend: numba (...; --device auto: no NVIDIA GPU found)``.
+
+    For ``auto`` the line says why a faster backend was not chosen, in the
+    words of [`choose_auto`][backend.choose_auto]; never a warning.
+    """
+    if canonical_name(name) == "auto":
+        chosen, why = choose_auto()
+        use(chosen)
+        note = f"--device auto: {why}" if why else "--device auto"
+        text = chosen.describe()
+        text = f"{text[:-1]}; {note})" if text.endswith(")") else f"{text} ({note})"
+        return chosen, f"backend: {text}"
+    chosen = use(name)
+    return chosen, f"backend: {chosen.describe()}"
 
 
 def canonical_name(name: str) -> str:

@@ -36,7 +36,13 @@ from nn.layers import AddLayer, Affine, MulLayer, Relu, Sigmoid, SoftmaxWithLoss
 from nn.optimizer import SGD
 from nn.simple_net import SimpleNet
 from nn.three_layer_net import ThreeLayerNet
-from nn.training import TrainConfig, Trainer, TrainingDiverged, load_data
+from nn.training import (
+    TrainConfig,
+    Trainer,
+    TrainingDiverged,
+    TrainingNotLearning,
+    load_data,
+)
 from nn.training.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from nn.two_layer_net import TwoLayerNet
 
@@ -46,6 +52,7 @@ __all__ = [
     "Trainer",
     "load_data",
     "TrainingDiverged",
+    "TrainingNotLearning",
     "load_checkpoint",
     "save_checkpoint",
     "DatasetError",

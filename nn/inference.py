@@ -28,7 +28,12 @@ from nn.data.book_weights import (  # noqa: F401  (re-exported for callers)
 )
 from nn.data.download import DownloadError
 from nn.data.idx import IdxFormatError
-from nn.data.mnist import DatasetError, load_mnist_split, locate_files
+from nn.data.mnist import (
+    DatasetError,
+    DatasetNotFoundError,
+    load_mnist_split,
+    locate_files,
+)
 from nn.data.safe_pickle import UnsafePickleError
 from nn.three_layer_net import ThreeLayerNet
 
@@ -75,8 +80,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--device",
-        default=None,
-        help="backend: numpy, numba, cupy, auto (default $XPNET_BACKEND or numpy)",
+        default="auto",
+        help="backend: numpy, numba, cupy, or auto: CUDA if usable, else Numba if "
+        "installed, else NumPy (default: auto, as train.py)",
     )
     parser.add_argument(
         "--no-normalize",
@@ -114,10 +120,10 @@ def load_net(path, backend) -> ThreeLayerNet:
 def run(args: argparse.Namespace) -> None:
     weights = _weights_path(args.weights)
     try:
-        be = B.use(args.device) if args.device else B.current()
+        be, line = B.select(args.device)
     except ValueError as exc:
-        raise UsageError(f"--device: {exc}" if args.device else str(exc)) from None
-    print(f"backend: {be.describe()}")
+        raise UsageError(f"--device: {exc}") from None
+    print(line)
     t0 = time.perf_counter()
     net = load_net(weights, be)  # before the data: a bad file fails at once
     x, t = load_mnist_split(
@@ -154,6 +160,9 @@ def main(argv=None) -> int:
     except (UsageError, B.BackendUnavailableError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except DatasetNotFoundError as exc:  # the advice with --data-dir, not data_dir=
+        print(f"error: {exc.cli_message}", file=sys.stderr)
+        return 1
     except (
         DatasetError,
         IdxFormatError,

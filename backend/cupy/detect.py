@@ -13,7 +13,9 @@ one-line reason, and not as a traceback in the middle of training.
 
 from __future__ import annotations
 
+import ctypes
 import os
+import sys
 
 from backend.base import BackendUnavailableError
 
@@ -33,6 +35,12 @@ MISSING_CUPY = (
     'the cupy backend needs CuPy: pip install "xpnet[cuda13]" for a CUDA 13 '
     'driver, or "xpnet[cuda12]" for a CUDA 12 driver'
 )
+#: Where Linux's NVIDIA kernel driver shows itself once loaded.
+PROC_DRIVER = "/proc/driver/nvidia"
+#: The NVIDIA driver's user-space library (CUDA's driver API).
+LIBCUDA = "nvcuda.dll" if sys.platform == "win32" else "libcuda.so.1"
+#: What ``--device auto`` says on a machine without an NVIDIA driver.
+NO_GPU = "no NVIDIA GPU found"
 
 
 #: The pip packages that provide what CuPy loads at run time, per CUDA major
@@ -199,12 +207,69 @@ def _check_architecture(runtime, device: int) -> None:
         )
 
 
+def driver_cuda_version() -> int | None:
+    """The CUDA version the NVIDIA driver supports (13020 for 13.2), 0 for a
+    driver that does not say, None when there is no NVIDIA driver.
+
+    A driver is present when its library (``libcuda.so.1``, ``nvcuda.dll``)
+    loads or ``/proc/driver/nvidia`` exists. Quick, and imports no CuPy:
+    ``cuDriverGetVersion`` needs no ``cuInit``.
+    """
+    try:
+        lib = ctypes.CDLL(LIBCUDA)
+    except OSError:
+        return 0 if os.path.exists(PROC_DRIVER) else None
+    version = ctypes.c_int(0)
+    try:
+        if lib.cuDriverGetVersion(ctypes.byref(version)) == 0:
+            return int(version.value)
+    except AttributeError:
+        pass
+    return 0
+
+
+def cuda_extra(driver: int) -> str:
+    """The pip extra matching a driver's CUDA version (0: unknown)."""
+    if driver >= 13000:
+        return '"xpnet[cuda13]"'
+    if driver >= 12000:
+        return '"xpnet[cuda12]"'
+    return '"xpnet[cuda13]" (or "xpnet[cuda12]" for a CUDA 12 driver)'
+
+
+def auto_skip_reason() -> str | None:
+    """Why ``--device auto`` need not even try CuPy here (no NVIDIA driver),
+    else None. Saves importing CuPy (seconds) on every CPU-only run."""
+    return NO_GPU if driver_cuda_version() is None else None
+
+
+def missing_cupy_message() -> str:
+    """CuPy is not installed: the one line, naming the extra for this driver."""
+    driver = driver_cuda_version()
+    if driver is None:
+        return (
+            f"{NO_GPU} (no NVIDIA driver), and CuPy is not installed: the cupy "
+            f"backend needs both, CuPy by pip install {cuda_extra(0)}"
+        )
+    if 0 < driver < 12000:
+        return (
+            f"the NVIDIA driver supports CUDA {_cuda_version(driver)}, older than "
+            "CuPy 14 needs (CUDA 12 or 13): update the driver, then pip install "
+            '"xpnet[cuda12]"'
+        )
+    found = f" for CUDA {_cuda_version(driver)}" if driver else ""
+    return (
+        f"an NVIDIA driver{found} is present but CuPy is not installed: "
+        f"pip install {cuda_extra(driver)}"
+    )
+
+
 def _import_cupy():
     try:
         import cupy
     except ImportError as exc:
-        raise BackendUnavailableError(MISSING_CUPY) from exc
+        raise BackendUnavailableError(missing_cupy_message()) from exc
     if getattr(cupy, "__file__", None) is None:
         # A folder named cupy on sys.path (a namespace package), not CuPy.
-        raise BackendUnavailableError(f"{MISSING_CUPY} (found only {cupy!r})")
+        raise BackendUnavailableError(f"{missing_cupy_message()} (found only {cupy!r})")
     return cupy

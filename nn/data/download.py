@@ -2,7 +2,10 @@
 
 Each mirror is tried in order, and a mirror that fails for a transient reason
 (connection refused or reset, timeout, body cut short) is retried before moving
-on. A 4xx answer or a checksum mismatch moves on at once. The body is written to
+on. A 4xx answer or a checksum mismatch moves on at once. A host name that
+cannot be resolved, or no route to any network, means this machine is offline:
+that one attempt ends the download (``DownloadError.offline``), since every
+other mirror would fail the same way. The body is written to
 a temporary file in the destination folder and renamed into place only when it
 is complete and verified, so the destination never holds half a file.
 
@@ -21,8 +24,10 @@ This module is the policy (mirror order, retries, deadline, atomic rename);
 
 from __future__ import annotations
 
+import errno
 import http.client
 import os
+import socket
 import time
 import urllib.error
 from collections.abc import Sequence
@@ -41,6 +46,7 @@ __all__ = [
     "DeadlineExceeded",
     "DownloadError",
     "download_file",
+    "is_offline",
     "mirror_list",
 ]
 
@@ -52,11 +58,18 @@ DEFAULT_DEADLINE = 300.0
 
 
 class DownloadError(OSError):
-    """Every mirror failed; ``attempts`` lists ``(url, reason)`` pairs."""
+    """Every mirror failed; ``attempts`` lists ``(url, reason)`` pairs;
+    ``offline``: the machine has no network (the first attempt said so)."""
 
-    def __init__(self, message: str, attempts: Sequence[tuple[str, str]] = ()):
+    def __init__(
+        self,
+        message: str,
+        attempts: Sequence[tuple[str, str]] = (),
+        offline: bool = False,
+    ):
         super().__init__(message)
         self.attempts = list(attempts)
+        self.offline = offline
 
 
 def mirror_list(defaults: Sequence[str], dataset: str) -> list[str]:
@@ -100,6 +113,10 @@ def _describe(exc: BaseException, deadline: float, dest: Path) -> str:
         )
     if isinstance(exc, urllib.error.HTTPError):
         return f"HTTP {exc.code} {exc.reason}"
+    if isinstance(exc, urllib.error.URLError) and isinstance(
+        exc.reason, socket.gaierror
+    ):
+        return f"no network (host name not resolved: {exc.reason.strerror})"
     if isinstance(exc, urllib.error.URLError):
         return f"unreachable ({exc.reason})"
     if isinstance(exc, http.client.IncompleteRead):
@@ -107,6 +124,15 @@ def _describe(exc: BaseException, deadline: float, dest: Path) -> str:
     if isinstance(exc, TimeoutError):
         return "timed out (no data for the socket timeout)"
     return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+
+
+def is_offline(exc: BaseException) -> bool:
+    """True when ``exc`` says the machine has no network at all: a host name
+    that does not resolve, or no route to any network."""
+    reason = exc.reason if isinstance(exc, urllib.error.URLError) else exc
+    if isinstance(reason, socket.gaierror):
+        return True
+    return isinstance(reason, OSError) and reason.errno == errno.ENETUNREACH
 
 
 def _is_permanent(exc: BaseException) -> bool:
@@ -183,6 +209,12 @@ def download_file(
                 return dest
             except (OSError, http.client.HTTPException, ValueError) as exc:
                 attempts.append((url, _describe(exc, deadline, dest)))
+                if is_offline(exc):
+                    raise DownloadError(
+                        f"could not download {filename}: {attempts[-1][1]} at {url}",
+                        attempts,
+                        offline=True,
+                    ) from exc
                 if _is_permanent(exc):
                     break
             finally:

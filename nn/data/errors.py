@@ -11,7 +11,15 @@ class DatasetError(RuntimeError):
 
 
 class DatasetNotFoundError(DatasetError, FileNotFoundError):
-    """A dataset file is neither on disk nor downloadable."""
+    """A dataset file is neither on disk nor downloadable.
+
+    The message names the library's keyword (``data_dir=``); ``cli_message``
+    is the same advice for a command line, naming its ``--data-dir DIR``.
+    """
+
+    def __init__(self, message: str, cli_message: str | None = None):
+        super().__init__(message)
+        self.cli_message = cli_message or message
 
 
 class DatasetFormatError(DatasetError, ValueError):

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import numpy as np
 
@@ -110,18 +111,8 @@ def locate_files(
 
 
 def _obtain(info, split, filename, checksums, dirs, download) -> Path:
-    looked = ", ".join(str(d) for d in dirs)
-    hint = (
-        " (chapter 3 needs only the test split: nn.load_mnist_split('test'))"
-        if split == "train"
-        else ""
-    )
     if not download:
-        raise DatasetNotFoundError(
-            f"{info.title} file {filename} not found in {looked}: put it in one of "
-            f"those folders, pass data_dir= (or set ${DATA_DIR_ENV}) to the folder "
-            f"holding it, or allow download=True{hint}"
-        )
+        raise _not_found(info, split, filename, dirs, "", "allow download=True")
     mirrors = mirror_list(info.mirrors, info.name)
     try:
         return download_file(
@@ -132,14 +123,55 @@ def _obtain(info, split, filename, checksums, dirs, download) -> Path:
             **DOWNLOAD_OPTIONS,
         )
     except DownloadError as exc:
-        tried = "; ".join(f"{url}: {why}" for url, why in exc.attempts) or str(exc)
-        raise DatasetNotFoundError(
-            f"{info.title} file {filename} is not on this machine (looked in "
-            f"{looked}) and could not be downloaded (tried {tried}). To proceed, "
-            f"put the file in a folder and pass data_dir= (or set ${DATA_DIR_ENV}), "
-            f"or set $XPNET_MNIST_MIRROR to a mirror you can reach (a URL or "
-            f"file:// folder holding the .gz files){hint}."
-        ) from exc
+        why = f" and cannot be downloaded: {_download_failure(exc)}"
+        net = "go online to download it"
+        # The message says what each mirror answered: the chain of socket and
+        # urllib tracebacks would bury it (it stays in __context__).
+        raise _not_found(info, split, filename, dirs, why, net) from None
+
+
+def _download_failure(exc: DownloadError) -> str:
+    """The download's failure in a few words: each mirror once, by host."""
+    last = {}
+    for url, reason in exc.attempts:
+        parts = urlsplit(url)
+        last[parts.netloc or parts.path.rsplit("/", 1)[0]] = reason
+    if not last:
+        return str(exc)
+    if exc.offline:
+        return next(iter(last.values()))
+    return "; ".join(f"{host}: {reason}" for host, reason in last.items())
+
+
+def _places(info, dirs) -> str:
+    """The folders searched, each once; ``root/<dataset>`` written beside its root."""
+    names = [str(d) for d in dict.fromkeys(dirs)]
+    if len(dirs) > 1 and dirs[0] == dirs[1] / info.name:
+        names[:2] = [f"{dirs[1]} (and its {info.name}/)"]
+    return ", ".join(names)
+
+
+def _not_found(info, split, filename, dirs, why, last_resort):
+    """The one-paragraph error for a missing file (library and CLI versions)."""
+    looked = _places(info, dirs)
+
+    def advice(option: str) -> str:
+        return (
+            f"{info.title} is not on this machine (looked for {filename} in "
+            f"{looked}){why}. Pass {option} (a folder of the {info.title} .gz "
+            f"files), set ${DATA_DIR_ENV}, or {last_resort}"
+        )
+
+    # Chapter 3's inference reads only the test split: worth saying to a
+    # library user missing the training images, not during a training run.
+    hint = (
+        " (chapter 3 needs only the test split: nn.load_mnist_split('test'))"
+        if split == "train"
+        else ""
+    )
+    return DatasetNotFoundError(
+        advice("data_dir=") + hint + ".", cli_message=advice("--data-dir DIR") + "."
+    )
 
 
 def _raw_split(split, dataset, data_dir, download):

@@ -9,8 +9,9 @@ The model code in ``nn/`` never imports this package; it imports the model.
 from nn.training.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from nn.training.config import TrainConfig
 from nn.training.data import load_data
+from nn.training.health import TrainingDiverged, TrainingNotLearning
 from nn.training.record import History, TrainResult
-from nn.training.trainer import Trainer, TrainingDiverged
+from nn.training.trainer import Trainer
 
 __all__ = [
     "CheckpointError",
@@ -19,6 +20,7 @@ __all__ = [
     "TrainResult",
     "Trainer",
     "TrainingDiverged",
+    "TrainingNotLearning",
     "load_checkpoint",
     "load_data",
     "save_checkpoint",

@@ -154,5 +154,12 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
         help="continue the run in RUN (its directory or checkpoint.npz; without RUN, "
         "the one in --out); --iters/--epochs may extend it",
     )
+    a(
+        "--allow-not-learning",
+        action="store_true",
+        help="warn once and go on instead of stopping (exit 1) when the network is "
+        "not learning: accuracy at chance after the first epoch, a loss pinned "
+        "at its maximum, or every ReLU dead (a NaN or inf loss always stops)",
+    )
     a("--quiet", action="store_true", help="print only errors and the final summary")
     return p

@@ -3,7 +3,9 @@
 A checkpoint holds host NumPy copies of the weights (so one saved on the GPU
 loads on the CPU and back), the training history, and a JSON ``meta`` record:
 format version, iteration, config, optimizer state, the batch sampler's RNG
-state, dataset and backend names. Writes are atomic (see `nn.data.fileio`).
+state, dataset and backend names, and the absolute folder the training data
+was read from (``data_dir``, absent in older checkpoints). Writes are atomic
+(see `nn.data.fileio`).
 """
 
 from __future__ import annotations
@@ -38,7 +40,9 @@ class Checkpoint:
     ``params``: host arrays by name (``W1`` (D, H), ``b1`` (H,), ...);
     ``history``: host 1-d arrays (``loss`` per iteration, ``eval_iteration``,
     ``train_acc``, ``test_acc``, ``eval_elapsed``); ``rng_state``: the
-    ``bit_generator.state`` dict of the batch sampler.
+    ``bit_generator.state`` dict of the batch sampler; ``data_dir``: the
+    absolute folder the run read its dataset from (None: unknown, as in
+    checkpoints written before it was recorded, or data given as arrays).
     """
 
     params: dict
@@ -51,6 +55,7 @@ class Checkpoint:
     elapsed: float = 0.0
     history: dict = field(default_factory=dict)
     format_version: int = FORMAT_VERSION
+    data_dir: str | None = None
 
     def check_params(self, expected_shapes: dict) -> None:
         """Raise `CheckpointError` unless the weights have these shapes.
@@ -90,6 +95,8 @@ def save_checkpoint(path: str | os.PathLike, ckpt: Checkpoint) -> Path:
         "backend": ckpt.backend,
         "elapsed": float(ckpt.elapsed),
     }
+    if ckpt.data_dir is not None:
+        meta["data_dir"] = str(ckpt.data_dir)
     arrays = {
         "format_version": np.asarray(FORMAT_VERSION, dtype=np.int64),
         # JSON rather than pickle: RNG states hold 128-bit integers, which
@@ -152,11 +159,18 @@ def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
             elapsed=float(meta.get("elapsed", 0.0)),
             history=_with_prefix(arrays, _HISTORY_PREFIX),
             format_version=version,
+            data_dir=_optional_str(meta.get("data_dir")),
         )
     except (ValueError, KeyError, TypeError, OverflowError) as exc:
         raise CheckpointError(
             f"{path} has a damaged 'meta' record ({type(exc).__name__}: {exc})"
         ) from None
+
+
+def _optional_str(value) -> str | None:
+    if value is not None and not isinstance(value, str):
+        raise TypeError(f"data_dir must be a string, got {value!r}")
+    return value
 
 
 def _with_prefix(arrays: dict, prefix: str) -> dict:

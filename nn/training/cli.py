@@ -2,21 +2,23 @@
 
 The command line over `nn.training.trainer`: ``xpnet-train`` when
 installed, ``python train.py`` in a clone (the same `main`).
-Exit codes: 0 done, 1 the run
-failed (diverged, device or data unavailable, disk error), 2 bad arguments,
-130 stopped by Ctrl-C (checkpoint and metrics saved; continue with --resume).
+Exit codes: 0 done, 1 the run failed (diverged or not learning, device or data
+unavailable, disk error), 2 bad arguments, 130 stopped by Ctrl-C (checkpoint and
+metrics saved; continue with --resume).
 """
 
 from __future__ import annotations
 
 import os
+import shlex
 import sys
 import time
 import warnings
+from dataclasses import replace
 from pathlib import Path
 
 import backend as B
-from nn.data.mnist import PIXEL_SCALE
+from nn.data.mnist import PIXEL_SCALE, DatasetNotFoundError
 from nn.training.arguments import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
@@ -34,28 +36,23 @@ from nn.training.checkpoint import (
     resolve_path,
 )
 from nn.training.config import TrainConfig
+from nn.training.data import data_folder
+from nn.training.health import NotLearningWarning, TrainingNotLearning
 from nn.training.progress import ConsoleReporter, SilentReporter
-from nn.training.trainer import Trainer, TrainingDiverged, load_data
+from nn.training.trainer import Trainer, load_data
 
 
 def _select_device(name: str) -> tuple:
-    """Make ``name`` the current backend. -> (backend, line to print)."""
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        try:
-            be = B.use(name)
-        except B.BackendUnavailableError as exc:
-            raise RunFailed(f"--device {name}: {exc}") from None
-    line = f"backend: {be.describe()}"
-    if name == "auto":
-        why = "; ".join(str(w.message) for w in caught)
-        if not why and be.on_host:  # say why the GPU was passed over
-            try:
-                B.get_backend("cupy")
-            except B.BackendUnavailableError as exc:
-                why = f"cupy: {exc}"
-        line += f"  [--device auto{': ' + why if why else ''}]"
-    return be, line
+    """Make ``name`` the current backend. -> (backend, line to print).
+
+    With ``auto`` the line says what was chosen and, when it is not the
+    GPU, why in a few words: ``no NVIDIA GPU found`` on a CPU-only machine;
+    CuPy's own reason (naming the extra to install) where a driver is present.
+    """
+    try:
+        return B.select(name)
+    except B.BackendUnavailableError as exc:
+        raise RunFailed(f"--device {name}: {exc}") from None
 
 
 def _resume_source(args) -> Path | None:
@@ -113,6 +110,7 @@ def run(args, prog: str = PROG) -> int:
     else:
         given = {key: getattr(args, key) for _, key in RUN_FLAGS}
         given.update(iters=args.iters, epochs=args.epochs)
+        given.update(allow_not_learning=args.allow_not_learning or None)
         try:
             config = TrainConfig(**{k: v for k, v in given.items() if v is not None})
         except ValueError as exc:
@@ -126,15 +124,25 @@ def run(args, prog: str = PROG) -> int:
     _check_out_dir(out, resolve_path(source) if ckpt is not None else None)
     if args.data_dir is not None and not args.data_dir.is_dir():
         raise UsageError(f"--data-dir {args.data_dir} does not exist or is no folder")
+    data_dir = args.data_dir
+    if data_dir is None and ckpt is not None and ckpt.data_dir is not None:
+        data_dir = Path(ckpt.data_dir)  # where the run read its data
+        if not data_dir.is_dir():
+            raise UsageError(
+                f"--resume: the run read its {dataset} data from {data_dir}, which "
+                "is gone; pass --data-dir DIR naming the folder that holds it now"
+            )
 
     _, device_line = _select_device(args.device)
     say(device_line)
     try:
         # uint8 pixels, scaled per batch by the trainer: the same numbers as
         # the normalized images, at a quarter of the memory traffic.
-        train, test = load_data(dataset, args.data_dir, normalize=False)
+        train, test = load_data(dataset, data_dir, normalize=False)
     except KeyboardInterrupt:
         raise
+    except DatasetNotFoundError as exc:
+        raise RunFailed(exc.cli_message) from None
     except Exception as exc:  # the loader's errors are already one clear line
         raise RunFailed(f"cannot load {dataset}: {exc}") from None
     reporter = SilentReporter() if args.quiet else ConsoleReporter()
@@ -149,6 +157,7 @@ def run(args, prog: str = PROG) -> int:
                 out_dir=out,
                 reporter=reporter,
                 pixel_scale=PIXEL_SCALE,
+                data_dir=data_folder(dataset, data_dir),
             )
         else:
             trainer = Trainer(
@@ -159,6 +168,7 @@ def run(args, prog: str = PROG) -> int:
                 out_dir=out,
                 reporter=reporter,
                 pixel_scale=PIXEL_SCALE,
+                data_dir=data_folder(dataset, data_dir),
             )
     except (CheckpointError, ValueError) as exc:
         raise UsageError(str(exc)) from None
@@ -166,7 +176,22 @@ def run(args, prog: str = PROG) -> int:
         raise RunFailed(
             f"not enough memory for this network ({exc}); try a smaller --hidden-size"
         ) from None
+    if args.allow_not_learning:  # may be switched on for a resumed run
+        trainer.config = replace(trainer.config, allow_not_learning=True)
     say(f"train: {trainer.describe()}")
+    if ckpt is not None and trainer.iteration >= trainer.total:
+        h = trainer.history
+        acc = (
+            f" (train acc {h.train_acc[-1]:.4f}, test acc {h.test_acc[-1]:.4f})"
+            if h.train_acc
+            else ""
+        )
+        print(
+            f"nothing to do: the run in {out} already finished at iteration "
+            f"{trainer.iteration}{acc}; give a larger --iters or --epochs to "
+            "train it further"
+        )
+        return 0
     if ckpt is not None:
         say(f"resuming at iteration {ckpt.iteration} (saved on {ckpt.backend})")
     try:
@@ -175,8 +200,9 @@ def run(args, prog: str = PROG) -> int:
             warnings.filterwarnings(
                 "ignore", r"(overflow|invalid value|divide by zero)", RuntimeWarning
             )
+            warnings.showwarning = _one_line_warning(prog, reporter, args.quiet)
             result = trainer.fit()
-    except TrainingDiverged as exc:
+    except TrainingNotLearning as exc:
         raise RunFailed(str(exc)) from None
     except OSError as exc:
         raise RunFailed(f"cannot write to {out}: {exc}") from None
@@ -189,12 +215,28 @@ def run(args, prog: str = PROG) -> int:
         print(
             f"{prog}: stopped by Ctrl-C at iteration {result.iterations}; checkpoint "
             f"and metrics saved in {out}; continue with: "
-            f"{_command(prog)} --resume {out}",
+            f"{_command(prog)} --resume {shlex.quote(str(out))}",
             file=sys.stderr,
         )
         return EXIT_INTERRUPTED
     print(f"{result.summary()} -> {out}")
     return 0
+
+
+def _one_line_warning(prog: str, reporter, quiet: bool):
+    """A ``warnings.showwarning`` printing a NotLearningWarning as one line."""
+    default = warnings.showwarning
+
+    def show(message, category, *args, **kwargs):
+        if not issubclass(category, NotLearningWarning):
+            return default(message, category, *args, **kwargs)
+        line = f"{prog}: warning: {message}"
+        if quiet:
+            print(line, file=sys.stderr)
+        else:
+            reporter.message(line)
+
+    return show
 
 
 def _command(prog: str) -> str:

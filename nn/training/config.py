@@ -44,6 +44,10 @@ class TrainConfig:
         Steps between evaluations; ``None`` is one epoch, as the book.
     weight_init_std : float
         Scale of the initial weights.
+    allow_not_learning : bool
+        Warn once and go on, instead of stopping, when the run is not learning
+        (accuracy at chance, a pinned loss, every ReLU dead; see
+        [`nn.training.health`][]). A NaN or inf loss always stops.
     """
 
     hidden_size: int = 50
@@ -57,6 +61,7 @@ class TrainConfig:
     seed: int | None = None
     eval_every: int | None = None
     weight_init_std: float = 0.01
+    allow_not_learning: bool = False
 
     def __post_init__(self):
         for name in ("hidden_size", "iters", "batch_size"):
@@ -66,6 +71,11 @@ class TrainConfig:
                 _check_positive_int(name, getattr(self, name))
         if self.seed is not None and (not _is_int(self.seed) or self.seed < 0):
             raise ValueError(f"seed must be a non-negative integer, got {self.seed!r}")
+        if not isinstance(self.allow_not_learning, bool):
+            raise ValueError(
+                "allow_not_learning must be True or False, got "
+                f"{self.allow_not_learning!r}"
+            )
         for name in ("lr", "weight_init_std"):
             value = getattr(self, name)
             if (

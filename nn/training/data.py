@@ -28,6 +28,18 @@ def load_data(
     )
 
 
+def data_folder(dataset: str, data_dir=None) -> str | None:
+    """The absolute folder ``dataset``'s training images are read from, as
+    :func:`load_data` with this ``data_dir`` finds them (None: not on disk)."""
+    from nn.data.mnist import DatasetError, locate_files
+
+    try:
+        images, _ = locate_files("train", dataset, data_dir, download=False)
+    except DatasetError:
+        return None
+    return str(images.parent.resolve())
+
+
 def check_split(split, name: str):
     """``split`` as ``(x, t)``, checked to be non-empty with one label per sample."""
     try:

@@ -2,13 +2,14 @@
 
 Run at every ``eval_every`` iterations (the book: once an epoch). Records the
 result in the trainer's history and ``metrics.csv``, reports it, stops a run
-whose hidden ReLU units all died, and writes the checkpoint.
+that is not learning (see `nn.training.health`), and writes the checkpoint.
 """
 
 from __future__ import annotations
 
 import time
 
+from nn.training.health import TrainingDiverged, check_learning, not_learning
 from nn.training.record import EvalRecord
 
 
@@ -51,10 +52,14 @@ def evaluate(trainer, metrics) -> None:
     if not alive:
         # Every ReLU outputs 0 on every training sample, so no gradient
         # reaches W1, b1 or W2 again: the net is stuck predicting one class.
-        trainer._diverged(
+        not_learning(
+            trainer,
             f"every hidden ReLU unit is dead at iteration {trainer.iteration} "
             f"(outputs 0 on all {trainer.train_size} training samples), so the "
-            "network predicts one class and cannot recover"
+            "network predicts one class and cannot recover",
+            TrainingDiverged,
         )
+    else:
+        check_learning(trainer)  # chance accuracy or a pinned loss
     trainer._save_checkpoint()
     trainer._overhead += time.perf_counter() - t0

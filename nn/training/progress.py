@@ -50,6 +50,7 @@ class ConsoleReporter(SilentReporter):
         self._total = 0
         self._last_line = 0.0
         self._acc = ""
+        self._loss = ""
 
     def start(self, total: int, done: int) -> None:
         self._total = total
@@ -60,9 +61,10 @@ class ConsoleReporter(SilentReporter):
             )
 
     def progress(self, iteration: int, loss: float) -> None:
+        self._loss = f"loss {loss:.4f}"
         if self._bar is not None:
             self._bar.update(iteration - self._bar.n)
-            self._bar.set_postfix_str(f"loss {loss:.4f}{self._acc}", refresh=False)
+            self._bar.set_postfix_str(self._loss + self._acc, refresh=False)
         elif time.monotonic() - self._last_line >= PLAIN_INTERVAL:
             self.message(
                 f"iter {iteration:>{len(str(self._total))}}/{self._total}  "
@@ -71,6 +73,8 @@ class ConsoleReporter(SilentReporter):
 
     def evaluation(self, record) -> None:
         self._acc = f"  train {record.train_acc:.4f}  test {record.test_acc:.4f}"
+        if self._bar is not None:  # the bar shows this evaluation now, not next
+            self._bar.set_postfix_str(self._loss + self._acc, refresh=True)
         width = len(str(self._total))
         self.message(
             f"epoch {record.epoch:5.2f}  iter {record.iteration:>{width}}  "

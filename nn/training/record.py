@@ -62,9 +62,10 @@ class TrainResult:
         """One line: final accuracies, total time, time per iteration."""
         line = (
             f"final train acc {self.train_acc:.4f}, test acc {self.test_acc:.4f} | "
-            f"{self.iterations} iterations, {self.elapsed:.1f} s total, "
-            f"{self.seconds_per_iter * 1e3:.3f} ms/iteration"
+            f"{self.iterations} iterations, {self.elapsed:.1f} s total"
         )
+        if self.seconds_per_iter > 0:  # 0: this call ran no step
+            line += f", {self.seconds_per_iter * 1e3:.3f} ms/iteration"
         if self.first_step_seconds > max(0.5, 20 * self.seconds_per_iter):
             line += f" (first step {self.first_step_seconds:.1f} s: warm-up/JIT)"
         return line

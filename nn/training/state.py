@@ -25,6 +25,7 @@ def snapshot(trainer) -> Checkpoint:
         backend=trainer.backend.name,
         elapsed=trainer.elapsed,
         history={k: list(v) for k, v in vars(trainer.history).items()},
+        data_dir=trainer.data_dir,
     )
 
 

@@ -34,6 +34,7 @@ from nn.training.checkpoint import (
 from nn.training.config import TrainConfig
 from nn.training.data import as_labels, check_pixel_scale, check_split, load_data
 from nn.training.evaluation import accuracy_alive, evaluate
+from nn.training.health import TrainingDiverged, TrainingNotLearning, diverged
 from nn.training.indices import BatchIndices
 from nn.training.interrupt import StopRequest
 from nn.training.loop import run_steps
@@ -50,12 +51,9 @@ __all__ = [
     "TrainResult",
     "Trainer",
     "TrainingDiverged",
+    "TrainingNotLearning",
     "load_data",
 ]
-
-
-class TrainingDiverged(RuntimeError):
-    """The loss or the weights became NaN or infinite."""
 
 
 class Trainer:
@@ -65,7 +63,8 @@ class Trainer:
     labels or (N, C) one-hot. ``out_dir`` (optional) receives ``metrics.csv``,
     ``checkpoint.npz`` (at every evaluation and at the end) and the plots.
     ``reporter`` prints progress (default
-    `ConsoleReporter`).
+    `ConsoleReporter`). ``data_dir``: the folder
+    the data was read from, recorded in checkpoints so that a resume finds it.
 
     ``pixel_scale``: x holds integer pixels, such as
     ``load_data(normalize=False)``'s uint8 images, divided by it on the way
@@ -96,6 +95,7 @@ class Trainer:
         reporter=None,
         checkpoint: Checkpoint | None = None,
         pixel_scale: float | None = None,
+        data_dir=None,
     ):
         config = config or TrainConfig()
         if config.seed is None:
@@ -103,6 +103,8 @@ class Trainer:
         self.config = config
         self.backend = B.get_backend(backend)
         self.dataset = dataset
+        #: Where the data was read from (absolute; recorded in checkpoints).
+        self.data_dir = str(Path(data_dir).resolve()) if data_dir else None
         self.out_dir = Path(out_dir) if out_dir is not None else None
         self.reporter = reporter if reporter is not None else ConsoleReporter()
         (x_train, t_train), (x_test, t_test) = (
@@ -120,6 +122,7 @@ class Trainer:
             classes = int(checkpoint.params["W2"].shape[-1])
         else:
             classes = int(max(t_train.max(), t_test.max())) + 1
+        self.classes = classes
         be, dtype = self.backend, config.dtype
         self.pixel_scale = check_pixel_scale(pixel_scale, x_train, x_test)
         x_train, x_test = (x.reshape(len(x), -1) for x in (x_train, x_test))
@@ -175,6 +178,7 @@ class Trainer:
         if iters is not None or epochs is not None:
             config = replace(config, iters=iters or config.iters, epochs=epochs)
         kwargs.setdefault("dataset", ckpt.dataset)
+        kwargs.setdefault("data_dir", ckpt.data_dir)
         return cls(train, test, config, checkpoint=ckpt, **kwargs)
 
     def describe(self) -> str:
@@ -225,8 +229,10 @@ class Trainer:
         """Train up to ``total`` iterations; Ctrl-C stops after the current step
         (with CUDA graphs, the current chunk of at most ``FLUSH_EVERY`` steps).
 
-        Raises [`TrainingDiverged`][nn.TrainingDiverged] when the loss or weights
-        stop being finite (the last checkpoint on disk is the last good one).
+        Raises [`TrainingNotLearning`][nn.training.health.TrainingNotLearning]
+        (or its subclass `TrainingDiverged`) when the run stops learning, by
+        the rule of [`nn.training.health`][] (the last checkpoint on disk is
+        the last good one).
         """
         if self.out_dir is not None:
             self.out_dir.mkdir(parents=True, exist_ok=True)
@@ -255,7 +261,7 @@ class Trainer:
                 self._save_checkpoint()
             elif self.history.eval_iteration[-1] != self.iteration:
                 self._evaluate(metrics)
-        except TrainingDiverged:
+        except TrainingNotLearning:
             self._save_plots()
             raise
         finally:
@@ -284,16 +290,7 @@ class Trainer:
         )
 
     def _diverged(self, what: str):
-        where = (
-            f"the last good checkpoint is {self._checkpoint_path()} "
-            f"(iteration {self.checkpoint_iteration})"
-            if self.checkpoint_iteration is not None
-            else "no checkpoint was written"
-        )
-        raise TrainingDiverged(
-            f"training diverged: {what} (learning rate {self.config.lr} is probably "
-            f"too large; try a smaller --lr); stopped, {where}"
-        )
+        diverged(self, what)  # a NaN or inf: see nn.training.health
 
     def _evaluate(self, metrics) -> None:
         evaluate(self, metrics)  # records, reports and checkpoints

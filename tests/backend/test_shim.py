@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 import backend as B
+from backend.cupy import detect
 
 
 @pytest.fixture
@@ -169,10 +170,10 @@ def test_cupy_without_a_gpu_says_so(fresh_shim):
         B.get_backend("cuda")
 
 
-def test_auto_falls_back_to_numpy_with_a_warning(fresh_shim, monkeypatch):
+def test_auto_without_numba_chooses_numpy_and_names_the_extra(fresh_shim, monkeypatch):
+    monkeypatch.setattr(detect, "driver_cuda_version", lambda: None)
     _hide_package(monkeypatch, "numba", "_numba")
-    _hide_package(monkeypatch, "cupy", "_cupy")
-    with pytest.warns(RuntimeWarning, match="fell back to numpy") as record:
+    with pytest.warns(RuntimeWarning, match="auto chose numpy") as record:
         be = B.get_backend("auto")
     assert be.name == "numpy"
     assert "xpnet[numba]" in str(record[0].message)
@@ -180,9 +181,10 @@ def test_auto_falls_back_to_numpy_with_a_warning(fresh_shim, monkeypatch):
 
 def test_auto_prefers_numba_over_numpy_without_a_gpu(fresh_shim, monkeypatch):
     pytest.importorskip("numba")
+    monkeypatch.setattr(detect, "driver_cuda_version", lambda: 13000)
     _hide_package(monkeypatch, "cupy", "_cupy")
-    # Falling back from the GPU is never silent: the warning says why.
-    with pytest.warns(RuntimeWarning, match=r"fell back to numba \(cupy: "):
+    # Passing over a GPU that has a driver is never silent: the warning says why.
+    with pytest.warns(RuntimeWarning, match=r"auto chose numba \(cupy: "):
         assert B.get_backend("auto").name == "numba"
 
 

@@ -13,6 +13,7 @@ import sys
 import numpy as np
 import pytest
 
+import backend as B
 import nn.data.mnist as mnist
 from nn.data.safe_pickle import load_array_dict
 from nn.inference import main
@@ -26,6 +27,7 @@ def clean_env(tmp_path, monkeypatch):
     for var in ("XPNET_DATA_DIR", "XPNET_SAMPLE_WEIGHT", "XPNET_MNIST_MIRROR"):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setattr(mnist, "SYSTEM_DIRS", {})
+    monkeypatch.setattr(B, "_current", B._current)  # main() selects a backend
 
 
 @pytest.fixture
@@ -56,7 +58,10 @@ def test_book_figure_from_the_command_line(paths):
     assert proc.returncode == 0, proc.stderr
     assert "Accuracy:0.9352 (9352/10000 correct)" in proc.stdout
     assert re.search(r"time: [0-9.]+ s inference \(batch size 100", proc.stdout)
-    assert proc.stdout.startswith("backend: numpy")
+    # The default device is auto, as train.py's: one line says what it chose.
+    first = proc.stdout.splitlines()[0]
+    assert first.startswith("backend: ") and "--device auto" in first
+    assert proc.stdout.count("backend: ") == 1
     assert proc.stderr == ""
 
 
@@ -115,7 +120,7 @@ def test_data_dir_without_files_and_no_download(paths, tmp_path, capsys):
     args = ["--weights", paths["weights"], "--data-dir", str(tmp_path), "--no-download"]
     assert main(args) == 1
     err = one_line_error(capsys)
-    assert "t10k-images-idx3-ubyte.gz not found" in err
+    assert "looked for t10k-images-idx3-ubyte.gz in" in err
 
 
 def test_offline_download_failure_is_one_paragraph(
@@ -127,9 +132,16 @@ def test_offline_download_failure_is_one_paragraph(
     info = dataclasses.replace(mnist.DATASETS["mnist"], mirrors=(dead,))
     monkeypatch.setitem(mnist.DATASETS, "mnist", info)
     monkeypatch.setattr(mnist, "DOWNLOAD_OPTIONS", dict(retries=0, timeout=2.0))
-    assert main(["--weights", paths["weights"], "--data-dir", str(tmp_path)]) == 1
+    data = tmp_path / "data"
+    data.mkdir()
+    assert main(["--weights", paths["weights"], "--data-dir", str(data)]) == 1
     err = one_line_error(capsys)
-    assert dead in err and "XPNET_MNIST_MIRROR" in err and "data_dir" in err
+    host = dead.split("//")[1].rstrip("/")
+    assert host in err and "unreachable" in err
+    assert "--data-dir DIR" in err and "data_dir=" not in err
+    folders = (str(data), str(mnist.cache_root() / "mnist"))
+    assert all(err.count(f) == 1 for f in folders)  # each place once
+    assert len(err) - sum(map(len, folders)) < 320, err
 
 
 def test_malicious_weights_are_refused(paths, tmp_path, capsys):

@@ -111,7 +111,7 @@ ENVIRONMENT_CASES = [
     ("device without its library", "device", FAILED, "--device cuda"),
     ("unwritable out", "unwritable", None, "writ"),
     ("corrupt data file", "corrupt-data", FAILED, "cannot load fashion-mnist"),
-    ("data dir lacking files, offline", "offline", FAILED, "cannot load fashion-mnist"),
+    ("data dir lacking files, offline", "offline", FAILED, "is not on this machine"),
     ("XPNET_DATA_DIR names no folder", "env-data-dir", FAILED, "XPNET_DATA_DIR"),
 ]
 #: Bad command lines and environments tried (README table).

@@ -60,7 +60,7 @@ def _fit(be, iters, eval_every):
     test = rng.integers(0, 256, (100, 784), dtype=np.uint8), rng.integers(0, 10, 100)
     config = TrainConfig(
         iters=iters, batch_size=100, hidden_size=50, lr=0.1, dtype="float32",
-        seed=0, eval_every=eval_every,
+        seed=0, eval_every=eval_every, allow_not_learning=True,  # random labels
     )  # fmt: skip
     trainer = Trainer(
         train, test, config, backend=be, reporter=SilentReporter(), pixel_scale=255
@@ -70,6 +70,7 @@ def _fit(be, iters, eval_every):
     return c.snapshot()
 
 
+@pytest.mark.filterwarnings("ignore::nn.training.health.NotLearningWarning")
 @pytest.mark.parametrize("graphs", ["0", "1"])
 def test_a_trainer_step_copies_its_batch_indices_only(gpu, monkeypatch, graphs):
     """Two runs with the same evaluations and 20 steps apart: per step, no

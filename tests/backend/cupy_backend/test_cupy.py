@@ -44,6 +44,7 @@ def gpu_like(monkeypatch):
     """``import cupy`` gives the stand-in, reporting two H100s, a CUDA 13.2
     runtime and a CUDA 13.0 driver."""
     monkeypatch.setattr(B, "_instances", {})
+    monkeypatch.setattr(detect, "driver_cuda_version", lambda: 13000)
     monkeypatch.setattr(_cupy, "_import_cupy", lambda: cp)
     monkeypatch.setattr(runtime, "device_count", 2)
     monkeypatch.setattr(runtime, "driver_version", 13000)
@@ -132,7 +133,11 @@ def sync_reports_a_fault(mp):
 
 
 CAUSES = {
-    missing_cupy: ['pip install "xpnet[cuda13]"', '"xpnet[cuda12]"'],
+    # gpu_like's driver supports CUDA 13.0: the extra for it, and only it.
+    missing_cupy: [
+        "driver for CUDA 13.0",
+        'CuPy is not installed: pip install "xpnet[cuda13]"',
+    ],
     no_driver: ["no NVIDIA driver found", "cudaErrorInsufficientDriver", "13."],
     old_driver: ["driver is too old", "CUDA 12.4", "CUDA 13.2", "xpnet[cuda12]"],
     no_device_error: ["no CUDA device found", "cudaErrorNoDevice", "nvidia-smi"],
@@ -188,7 +193,7 @@ def test_explicit_cuda_fails_and_auto_falls_back_with_a_warning(gpu_like, cause)
     reason = str(info.value)
     assert "\n" not in reason and "Traceback" not in reason
     gpu_like.setitem(sys.modules, "numba", None)  # so that auto lands on numpy
-    with pytest.warns(RuntimeWarning, match="auto backend fell back to numpy") as w:
+    with pytest.warns(RuntimeWarning, match="auto chose numpy") as w:
         chosen = B.get_backend("auto")
     assert chosen.name == "numpy" and f"cupy: {reason}" in str(w[0].message)
 

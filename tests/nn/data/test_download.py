@@ -261,9 +261,11 @@ def test_offline_error_says_what_was_tried_and_how_to_proceed(
     with pytest.raises(mnist.DatasetNotFoundError) as info:
         mnist.load_mnist_split("test")
     msg = str(info.value)
-    assert "\n" not in msg
-    for needed in (IMAGES, dead_url, "unreachable", "data_dir", MIRROR_ENV):
+    assert "\n" not in msg and len(msg) < 400, msg
+    host = dead_url.split("//")[1].rstrip("/")
+    for needed in (IMAGES, host, "unreachable", "data_dir=", "$XPNET_DATA_DIR"):
         assert needed in msg
+    assert msg.count(host) == 1  # each mirror once, not once per attempt
     assert not (tmp_path / "cache" / "xpnet" / "mnist" / IMAGES).exists()
 
 
