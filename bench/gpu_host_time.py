@@ -90,7 +90,8 @@ def _trainer(be, train_size: int, seed: int = 0):
     images = rng.integers(0, 256, (train_size, 784), dtype=np.uint8)
     labels = rng.integers(0, 10, train_size)
     config = TrainConfig(iters=10**6, batch_size=100, hidden_size=50, lr=0.1,
-                         dtype="float32", seed=seed)  # fmt: skip
+                         dtype="float32", seed=seed,
+                         allow_not_learning=True)  # fmt: skip
     return Trainer((images, labels), (images[:100], labels[:100]), config,
                    backend=be, reporter=SilentReporter(), pixel_scale=255)  # fmt: skip
 
