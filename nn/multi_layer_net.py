@@ -246,8 +246,9 @@ class MultiLayerNet:
 
         t: (N,) integer labels or (N, output_size) one-hot.
         """
-        y = self.predict(x, train_flg)
-        return self.last_layer.forward(y, t) + self._decay()
+        loss = self.last_layer.forward(self.predict(x, train_flg), t)
+        # Without decay, no addition (on a GPU it would be one more launch).
+        return loss + self._decay() if self.weight_decay_lambda else loss
 
     def accuracy(self, x, t) -> float:
         """Fraction of rows of x whose arg-max score (inference mode) is the label."""
