@@ -19,6 +19,7 @@ import numpy as np
 
 from backend.base import Backend, BackendUnavailableError
 from backend.constants import CE_DELTA
+from backend.numba.network_kernels import NetworkKernels
 
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 
@@ -77,7 +78,7 @@ def _bad_labels(labels, c: int):
     )
 
 
-class NumbaBackend(Backend):
+class NumbaBackend(NetworkKernels, Backend):
     """Host NumPy arrays with jitted kernels where they beat NumPy."""
 
     name = "numba"
@@ -86,9 +87,11 @@ class NumbaBackend(Backend):
 
     def __init__(self):
         self.numba = _import_numba()
-        from backend.numba import accuracy, kernels, step
+        from backend.numba import accuracy, kernels, layers, step, updates
 
         self._k = kernels
+        self._layers = layers
+        self._updates = updates
         self._step = step
         self._accuracy = accuracy
         self._empty_onehot = {dt: np.empty((0, 0), dt) for dt in _FLOATS}

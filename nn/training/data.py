@@ -30,7 +30,7 @@ def load_data(
 
 def data_folder(dataset: str, data_dir=None) -> str | None:
     """The absolute folder ``dataset``'s training images are read from, as
-    :func:`load_data` with this ``data_dir`` finds them (None: not on disk)."""
+    `load_data` with this ``data_dir`` finds them (None: not on disk)."""
     from nn.data.mnist import DatasetError, locate_files
 
     try:
