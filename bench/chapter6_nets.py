@@ -87,6 +87,8 @@ class TorchNet:
                     bn = nn.BatchNorm1d(
                         W.shape[1], eps=BN_EPS, momentum=1 - BN_MOMENTUM
                     )
+                    bn.weight.copy_(torch.from_numpy(params[f"gamma{i}"]))
+                    bn.bias.copy_(torch.from_numpy(params[f"beta{i}"]))
                     layers.append(bn)
                 layers.append(nn.ReLU())
         self.model = nn.Sequential(*layers).to(torch.float32).train()
