@@ -39,6 +39,7 @@ from pathlib import Path
 import numpy as np
 
 HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
 GROUP = "chapter6"
 CONTENDERS = ("numpy", "numba", "torch", "jax")
 XPNET = ("numpy", "numba")
@@ -187,8 +188,14 @@ class Remote:
         cmd += ["--data-dir", str(data_dir)] if data_dir else []
         cmd += ["--rows", str(rows)] if rows else []
         self.name = name
+        # This checkout's xpnet, as ``python bench/...`` run from its root means.
+        path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
         self.proc = subprocess.Popen(
-            cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+            cmd,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            env=dict(os.environ, PYTHONPATH=path),
         )
         self.hello = self._read()
 
@@ -357,7 +364,7 @@ def main(argv=None) -> int:
     data_dir = args.data_dir or os.environ.get("XPNET_BENCH_DATA")
     if not data_dir:
         shared = os.environ.get("XPNET_SHARED_DATA")
-        base = Path(shared) if shared else HERE.parent.parent / "shared" / "data"
+        base = Path(shared) if shared else ROOT.parent / "shared" / "data"
         data_dir = base / "fashion-mnist"
     remotes, skipped = {}, {}
     try:
