@@ -148,12 +148,18 @@ class Worker:
         before = net.eval_loss(self.x_eval, self.t_eval)
         rows = net.indices(idx)
         net.sync()
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         net.train(self.x, self.t, rows)
         net.sync()
         seconds = time.perf_counter() - start
+        cpu = time.process_time() - cpu
         after = net.eval_loss(self.x_eval, self.t_eval)
-        return {"seconds": seconds, "loss_before": before, "loss_after": after}
+        return {
+            "seconds": seconds,
+            "cpu_seconds": cpu,
+            "loss_before": before,
+            "loss_after": after,
+        }
 
 
 def worker_main(name: str, data_dir, rows) -> int:
@@ -180,10 +186,26 @@ def worker_main(name: str, data_dir, rows) -> int:
 
 
 # -- driver side -------------------------------------------------------------
+def thread_env(threads: int | None) -> dict:
+    """Environment that caps every library's worker threads at ``threads``
+    (None: each library's default, one per core)."""
+    if threads is None:
+        return {}
+    n = str(threads)
+    env = {v: n for v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}
+    env["NUMBA_NUM_THREADS"] = n
+    # XLA's CPU client: Eigen's intra-op pool.
+    env["XLA_FLAGS"] = (
+        f"--xla_cpu_multi_thread_eigen={'true' if threads > 1 else 'false'} "
+        f"intra_op_parallelism_threads={n}"
+    )
+    return env
+
+
 class Remote:
     """A worker process and its line protocol."""
 
-    def __init__(self, name: str, data_dir, rows):
+    def __init__(self, name: str, data_dir, rows, threads: int | None = None):
         cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", name]
         cmd += ["--data-dir", str(data_dir)] if data_dir else []
         cmd += ["--rows", str(rows)] if rows else []
@@ -195,7 +217,7 @@ class Remote:
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
-            env=dict(os.environ, PYTHONPATH=path),
+            env=dict(os.environ, PYTHONPATH=path, **thread_env(threads)),
         )
         self.hello = self._read()
 
@@ -255,7 +277,7 @@ def measure(remotes: dict, setup: dict, rounds: int, settle: float, configs):
     return runs
 
 
-def entries(runs: dict, remotes: dict, setup: dict) -> list[dict]:
+def entries(runs: dict, remotes: dict, setup: dict, threads=None) -> list[dict]:
     """pytest-benchmark-like entries with the suite's extra_info fields."""
     import platform
 
@@ -271,7 +293,8 @@ def entries(runs: dict, remotes: dict, setup: dict) -> list[dict]:
             "dtype": "float32",
             "baseline": False,
             "reference": "torch" if name == "torch" else None,
-            "size": size_label(setup["hidden"], setup["batch"], config),
+            "size": size_label(setup["hidden"], setup["batch"], config)
+            + (f" {threads}t" if threads else ""),
             "config": config,
             "batchnorm": CONFIGS[config],
             "input_size": 784,
@@ -279,11 +302,15 @@ def entries(runs: dict, remotes: dict, setup: dict) -> list[dict]:
             "output_size": 10,
             "batch_size": setup["batch"],
             "iterations": setup["steps"],
+            "thread_cap": threads,
             "data": hello["data"],
             "threads": hello["ready"],
             "smoke": setup is SMOKE,
             "machine": f"{platform.machine()}, {os.cpu_count()} cores",
             "loadavg_1min": round(os.getloadavg()[0], 2),
+            # CPU time of the worker process (all its threads): with one
+            # thread, a figure that a busy machine inflates much less.
+            "cpu_seconds": [r["cpu_seconds"] for r in results],
             "loss_before": [r["loss_before"] for r in results],
             "loss_after": [r["loss_after"] for r in results],
         }
@@ -345,6 +372,12 @@ def main(argv=None) -> int:
         default=",".join(CONTENDERS),
         help=f"comma-separated subset of {','.join(CONTENDERS)}",
     )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        help="cap every library at N threads (default: each library's own, "
+        "one per core); 1 compares single-core speed on a busy machine",
+    )
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--rows", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -356,8 +389,8 @@ def main(argv=None) -> int:
         parser.error(f"--contenders: unknown {unknown}; choose from {CONTENDERS}")
     if args.out is None:
         parser.error("--out is required")
-    if args.rounds < 1 or args.settle < 0:
-        parser.error("--rounds must be at least 1 and --settle at least 0")
+    if args.rounds < 1 or args.settle < 0 or (args.threads or 1) < 1:
+        parser.error("--rounds and --threads must be at least 1, --settle at least 0")
     smoke = args.smoke or os.environ.get("XPNET_BENCH_SMOKE", "") not in ("", "0")
     setup = SMOKE if smoke else FULL
     rounds, settle = (1, 0.0) if smoke else (args.rounds, args.settle)
@@ -369,7 +402,7 @@ def main(argv=None) -> int:
     remotes, skipped = {}, {}
     try:
         for name in names:
-            remote = Remote(name, data_dir, setup["rows"])
+            remote = Remote(name, data_dir, setup["rows"], args.threads)
             if "skip" in remote.hello:
                 skipped[name] = remote.hello["skip"]
                 remote.close()
@@ -379,7 +412,7 @@ def main(argv=None) -> int:
     finally:
         for remote in remotes.values():
             remote.close()
-    result = entries(runs, remotes, setup)
+    result = entries(runs, remotes, setup, args.threads)
     for name, why in skipped.items():
         print(f"skipped {name}: {why}", file=sys.stderr)
     for e in sorted(
@@ -388,7 +421,8 @@ def main(argv=None) -> int:
         info = e["extra_info"]
         print(
             f"{info['size']:>28} {e['params']['variant']:>10}: "
-            f"{e['stats']['median']:7.3f} s (median of {e['stats']['rounds']}), "
+            f"{e['stats']['median']:7.3f} s (median of {e['stats']['rounds']}; "
+            f"CPU {np.median(info['cpu_seconds']):7.3f} s), "
             f"loss {info['loss_before'][-1]:.3f} -> {info['loss_after'][-1]:.3f}"
         )
     for config, (best, peer, ratio) in ratios(result).items():
