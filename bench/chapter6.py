@@ -103,6 +103,8 @@ class Worker:
             import backend as B
 
             self.lib = B.get_backend(name)  # BackendUnavailableError says why
+            # Free functions dispatch through the current backend.
+            B.use(self.lib)
         x, t, self.source = load_data(data_dir, rows)
         self.x, self.t = self._arrays(x, t)
         self.x_eval, self.t_eval = self._arrays(x[:EVAL_ROWS], t[:EVAL_ROWS])

@@ -254,7 +254,8 @@ class XpnetNet:
             raise ValueError(f"xpnet's parameters {sorted(self.net.params)}")
         for key, value in params.items():
             self.net.params[key][...] = be.asarray(value)  # in place: layers share it
-        self.optimizer = nn.Adam(lr=lr)
+        # The update kernels of be (host arrays alone do not say which backend).
+        self.optimizer = nn.Adam(lr=lr, backend=be)
 
     def indices(self, idx: np.ndarray):
         return self.be.asarray(idx)

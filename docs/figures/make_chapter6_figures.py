@@ -131,6 +131,12 @@ def main(argv=None) -> int:
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "machine": f"{platform.machine()}, {os.cpu_count()} cores",
         "quick": args.quick,
+        "threads": {
+            k: os.environ[k]
+            for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMBA_NUM_THREADS")
+            if k in os.environ
+        },
+        "load_average_1min": round(os.getloadavg()[0], 1),
     }
     if not args.quick:
         (args.out / "ch06_times.json").write_text(json.dumps(record, indent=1) + "\n")

@@ -52,6 +52,15 @@ def _setup(x, t, backend, dtype):
     return be, be.asarray(np.asarray(x), dtype=dtype), be.asarray(np.asarray(t))
 
 
+def _make(cls, be):
+    """An optimizer with the book's defaults whose update runs on ``be``'s
+    kernels (host arrays alone do not say whether NumPy's or Numba's)."""
+    try:
+        return cls(backend=be)
+    except TypeError:  # plain SGD has no kernels of its own
+        return cls()
+
+
 def _losses(be, losses) -> list[float]:
     """0-d device losses -> host floats, in one transfer."""
     if not losses:
@@ -81,7 +90,7 @@ def compare_optimizers(
     be, xd, td = _setup(x, t, backend, dtype)
     if not isinstance(optimizers, dict):
         lookup = {k.lower(): v for k, v in OPTIMIZERS.items()}
-        optimizers = {name: lookup[name.lower()]() for name in optimizers}
+        optimizers = {name: _make(lookup[name.lower()], be) for name in optimizers}
     rows = np.random.default_rng(seed).integers(0, len(xd), (iters, batch_size))
     start = time.perf_counter()
     losses = {}
