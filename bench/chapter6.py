@@ -6,8 +6,9 @@ without and with Batch Normalization (``adam`` and ``adam-bn``). Contenders:
 xpnet on the NumPy and Numba backends, PyTorch on the CPU (eager) and JAX on
 the CPU (one jitted step; see ``chapter6_nets.py``).
 
-Each contender lives in its own worker process (so no two libraries share
-OpenMP or BLAS thread pools) that loads the data and compiles once. The
+Each contender lives in its own worker process (``chapter6_worker.py``, so no
+two libraries share OpenMP or BLAS thread pools) that loads the data and
+compiles once. The
 driver then asks the workers in turn, in a fresh random order every round,
 to train a fresh network from the same initial parameters on the same batch
 indices for the whole run, so every contender sees the same machine. Only
@@ -46,8 +47,6 @@ XPNET = ("numpy", "numba")
 CONFIGS = {"adam": False, "adam-bn": True}  # name -> Batch Normalization
 FULL = {"hidden": (100, 100, 100, 100), "batch": 128, "steps": 2000, "rows": None}
 SMOKE = {"hidden": (8, 8, 8, 8), "batch": 16, "steps": 20, "rows": 240}
-#: Rows of the training set on which the loss before and after is measured.
-EVAL_ROWS = 1000
 #: A full run learned when its loss ended below this (chance is ln 10 = 2.30;
 #: 2,000 Adam steps reach about 0.4). Smoke runs only need finite losses.
 LEARNED_LOSS = 1.0
@@ -58,136 +57,6 @@ def size_label(hidden, batch, config: str) -> str:
     return f"784-{hidden[0]}x{len(hidden)}-10 b{batch} {config.replace('-', '+')}"
 
 
-# -- worker side -------------------------------------------------------------
-def load_data(data_dir: str | None, rows: int | None):
-    """Fashion-MNIST training images (N, 784) float32 and labels (N,) int64,
-    else synthetic MNIST-like data; and a string naming the source."""
-    try:
-        import nn
-
-        (x, t), _ = nn.load_mnist(
-            dataset="fashion-mnist", data_dir=data_dir, download=False
-        )
-        source = "fashion-mnist"
-    except Exception as exc:  # any loader failure falls back, with the reason
-        if os.environ.get("XPNET_REQUIRE_DATA") == "1":
-            raise RuntimeError(f"real Fashion-MNIST required but: {exc}") from None
-        rng = np.random.default_rng(1)
-        n = rows or 60_000
-        x = np.floor(rng.random((n, 784)) * 256).astype(np.float32) / 255
-        x[rng.random((n, 784)) < 0.5] = 0
-        t = rng.integers(0, 10, n)
-        source = f"synthetic ({type(exc).__name__}: {exc})"
-    x = np.ascontiguousarray(np.asarray(x, np.float32)[:rows])
-    return x, np.asarray(t, np.int64)[:rows], source
-
-
-class Worker:
-    """One contender in this process: its library's arrays and networks."""
-
-    def __init__(self, name: str, data_dir, rows):
-        self.name = name
-        if name == "torch":
-            from torch_reference import import_torch
-
-            self.lib = import_torch()  # before backend, which sets OMP_WAIT_POLICY
-            if self.lib is None:
-                raise ImportError("PyTorch is not installed (pip install torch)")
-        elif name == "jax":
-            from chapter6_nets import import_jax
-
-            self.lib = import_jax()
-            if self.lib is None:
-                raise ImportError('JAX is not installed (pip install "jax[cpu]")')
-        else:
-            import backend as B
-
-            self.lib = B.get_backend(name)  # BackendUnavailableError says why
-            # Free functions dispatch through the current backend.
-            B.use(self.lib)
-        x, t, self.source = load_data(data_dir, rows)
-        self.x, self.t = self._arrays(x, t)
-        self.x_eval, self.t_eval = self._arrays(x[:EVAL_ROWS], t[:EVAL_ROWS])
-
-    def _arrays(self, x, t):
-        if self.name == "torch":
-            return self.lib.from_numpy(x), self.lib.from_numpy(t)
-        if self.name == "jax":
-            jnp = self.lib.numpy
-            return jnp.asarray(x), jnp.asarray(t.astype(np.int32))
-        return self.lib.asarray(x), self.lib.asarray(t)
-
-    def info(self) -> dict:
-        """Versions and thread counts that matter for this contender."""
-        out = {"backend": self.name, "cpu_count": os.cpu_count()}
-        if self.name == "torch":
-            out.update(torch=self.lib.__version__, threads=self.lib.get_num_threads())
-        elif self.name == "jax":
-            out.update(jax=self.lib.__version__, device=str(self.lib.devices()[0]))
-        else:
-            out.update(describe=self.lib.describe(), numpy=np.__version__)
-            if self.name == "numba":
-                import numba
-
-                out.update(numba=numba.__version__, threads=numba.get_num_threads())
-        return out
-
-    def network(self, config: str, hidden, seed: int = 0):
-        from chapter6_nets import JaxNet, TorchNet, XpnetNet, he_params
-
-        params = he_params((784, *hidden, 10), CONFIGS[config], seed=seed)
-        if self.name == "torch":
-            return TorchNet(self.lib, params, CONFIGS[config])
-        if self.name == "jax":
-            return JaxNet(self.lib, params, CONFIGS[config])
-        return XpnetNet(self.lib, params, CONFIGS[config])
-
-    def run(self, config: str, hidden, batch: int, steps: int, seed: int) -> dict:
-        """Train a fresh network ``steps`` steps; seconds and losses."""
-        net = self.network(config, hidden)
-        n = int(self.x.shape[0])
-        idx = np.random.default_rng(seed).integers(0, n, (steps, batch))
-        before = net.eval_loss(self.x_eval, self.t_eval)
-        rows = net.indices(idx)
-        net.sync()
-        start, cpu = time.perf_counter(), time.process_time()
-        net.train(self.x, self.t, rows)
-        net.sync()
-        seconds = time.perf_counter() - start
-        cpu = time.process_time() - cpu
-        after = net.eval_loss(self.x_eval, self.t_eval)
-        return {
-            "seconds": seconds,
-            "cpu_seconds": cpu,
-            "loss_before": before,
-            "loss_after": after,
-        }
-
-
-def worker_main(name: str, data_dir, rows) -> int:
-    """Serve JSON-line commands on stdin: {"config", "hidden", "batch", "steps",
-    "seed"} -> {"seconds", "loss_before", "loss_after"}; "quit" ends."""
-    sys.path.insert(0, str(HERE))
-    out = sys.stdout
-    sys.stdout = sys.stderr  # library chatter must not corrupt the protocol
-    try:
-        worker = Worker(name, data_dir, rows)
-    except Exception as exc:  # the driver reports the contender as skipped
-        out.write(json.dumps({"skip": f"{type(exc).__name__}: {exc}"}) + "\n")
-        out.flush()
-        return 0
-    out.write(json.dumps({"ready": worker.info(), "data": worker.source}) + "\n")
-    out.flush()
-    for line in sys.stdin:
-        cmd = json.loads(line)
-        if cmd == "quit":
-            break
-        out.write(json.dumps(worker.run(**cmd)) + "\n")
-        out.flush()
-    return 0
-
-
-# -- driver side -------------------------------------------------------------
 def thread_env(threads: int | None) -> dict:
     """Environment that caps every library's worker threads at ``threads``
     (None: each library's default, one per core)."""
@@ -208,7 +77,7 @@ class Remote:
     """A worker process and its line protocol."""
 
     def __init__(self, name: str, data_dir, rows, threads: int | None = None):
-        cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", name]
+        cmd = [sys.executable, str(HERE / "chapter6_worker.py"), name]
         cmd += ["--data-dir", str(data_dir)] if data_dir else []
         cmd += ["--rows", str(rows)] if rows else []
         self.name = name
@@ -279,6 +148,20 @@ def measure(remotes: dict, setup: dict, rounds: int, settle: float, configs):
     return runs
 
 
+def versions() -> dict:
+    """Versions of Python and the compared libraries (read without importing)."""
+    import importlib.metadata
+    import platform
+
+    out = {"python": platform.python_version()}
+    for dist in ("numpy", "numba", "torch", "jax", "jaxlib"):
+        try:
+            out[dist] = importlib.metadata.version(dist)
+        except importlib.metadata.PackageNotFoundError:
+            pass
+    return out
+
+
 def entries(runs: dict, remotes: dict, setup: dict, threads=None) -> list[dict]:
     """pytest-benchmark-like entries with the suite's extra_info fields."""
     import platform
@@ -309,6 +192,7 @@ def entries(runs: dict, remotes: dict, setup: dict, threads=None) -> list[dict]:
             "threads": hello["ready"],
             "smoke": setup is SMOKE,
             "machine": f"{platform.machine()}, {os.cpu_count()} cores",
+            "versions": versions(),
             "loadavg_1min": round(os.getloadavg()[0], 2),
             # CPU time of the worker process (all its threads): with one
             # thread, a figure that a busy machine inflates much less.
@@ -380,11 +264,7 @@ def main(argv=None) -> int:
         help="cap every library at N threads (default: each library's own, "
         "one per core); 1 compares single-core speed on a busy machine",
     )
-    parser.add_argument("--worker", help=argparse.SUPPRESS)
-    parser.add_argument("--rows", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    if args.worker:
-        return worker_main(args.worker, args.data_dir, args.rows)
     names = [n for n in args.contenders.split(",") if n]
     unknown = sorted(set(names) - set(CONTENDERS))
     if unknown or not names:
