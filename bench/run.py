@@ -1,6 +1,6 @@
 """One command for the whole benchmark: passes of the suite, then the report.
 
-    python bench/run.py                     # 3 passes, book sizes, ~15 min on 2 cores
+    python bench/run.py                     # 3 passes, book sizes, ~10 min + chapter 6
     python bench/run.py --passes 1 -- -k "train-step or kernels"
     python bench/run.py --smoke             # tiny sizes, seconds: checks it all runs
     python bench/run.py --only chapter6     # chapter 6 vs PyTorch and JAX (chapter6.py)
