@@ -220,8 +220,9 @@ def test_ch06_optimizers_initialisation_batchnorm_and_regularisation(
     gaps = {}
     for name in ("no regularisation", "weight decay 0.1", "Dropout 0.2"):
         train, test, gap = _floats(_line(text, f"{name}: train acc "))[:3]
-        assert 0.1 < test < train <= 1.0
+        assert 0.3 < test <= 1.0 and 0.3 < train <= 1.0, (name, train, test)
         gaps[name] = gap
+    assert gaps["no regularisation"] > 0.1, gaps  # it overfits
     assert gaps["weight decay 0.1"] < gaps["no regularisation"], gaps
     assert gaps["Dropout 0.2"] < gaps["no regularisation"], gaps
     assert pngs == 5  # paths, optimizers, initial weights, BN grid, overfitting
