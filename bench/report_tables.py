@@ -40,6 +40,9 @@ GROUP_TITLES = {
     "(float64; loop calls too long to run are estimated from two loss evaluations)",
     "kernels-matmul": "matmul at the step's shapes (ratio: to the NumPy backend)",
     "kernels-softmax": "softmax (ratio: to the NumPy backend)",
+    "chapter6": "Chapter 6: 2,000 Adam steps of 784-100x4-10 at batch 128, "
+    "float32, without and with Batch Normalization; each library in its own "
+    "process, runs alternated",
 }
 GROUP_ORDER = list(GROUP_TITLES)
 
@@ -212,6 +215,7 @@ def headlines(summary: dict, size: str = "784-50-10 b100") -> str:
             f"- chapter 5 run: `{best['key'][1]}` {fmt_time(best['median'])}{vs} "
             f"(target < 3 s: {verdict})"
         )
+    lines += chapter6_headlines(summary)
     for (group, name), target in NUMGRAD_TARGETS.items():
         loop = _find(summary, group, "book-loop", size)
         fast = _find(summary, group, name, size)
@@ -235,3 +239,22 @@ NUMGRAD_TARGETS = {
     ("gradients-sigmoid", "numpy-fast"): 150,
 }
 NETWORKS = {"gradients": "ReLU", "gradients-sigmoid": "sigmoid"}
+
+
+def chapter6_headlines(summary: dict) -> list[str]:
+    """Per chapter 6 configuration: xpnet's best CPU backend / the best peer."""
+    lines = []
+    sizes = sorted({r["key"][2] for r in summary.values() if r["key"][0] == "chapter6"})
+    for size in sizes:
+        best = _best(summary, "chapter6", ("numpy-", "numba-"), size)
+        peer = _best(summary, "chapter6", ("torch-", "jax-"), size)
+        if best and peer:
+            ratio = best["median"] / peer["median"]
+            verdict = "met" if ratio <= 1.0 else "not met"
+            lines.append(
+                f"- chapter 6 ({size}): best xpnet `{best['key'][1]}` "
+                f"{fmt_time(best['median'])} = {ratio:.2f}x the best peer "
+                f"`{peer['key'][1]}` {fmt_time(peer['median'])} (target <= 1.0x, "
+                f"aiming at 0.7x: {verdict})"
+            )
+    return lines

@@ -1,16 +1,18 @@
 """One command for the whole benchmark: passes of the suite, then the report.
 
-    python bench/run.py                     # 3 passes, book sizes, ~10 min on 2 cores
+    python bench/run.py                     # 3 passes, book sizes, ~10 min + chapter 6
     python bench/run.py --passes 1 -- -k "train-step or kernels"
     python bench/run.py --smoke             # tiny sizes, seconds: checks it all runs
+    python bench/run.py --only chapter6     # chapter 6 vs PyTorch and JAX (chapter6.py)
 
 Writes ``pass-N.json`` (pytest-benchmark's ``--benchmark-json``),
 ``interleaved-N.json`` (the SGD-step variants timed round-robin, see
-``interleaved.py``), ``bench.md`` (tables of medians and ratios) and
-``scaling.png`` into ``--out`` (default ``runs/bench``). Each pass runs the
-whole suite again, so variants are also interleaved at the pass level, and
-drift of the machine over minutes shows up in the "pass spread" column
-instead of hiding inside a ratio.
+``interleaved.py``), ``chapter6-N.json`` (chapter 6's Adam runs against
+PyTorch and JAX, each in its own process, see ``chapter6.py``), ``bench.md``
+(tables of medians and ratios) and ``scaling.png`` into ``--out`` (default
+``runs/bench``). Each pass runs the whole suite again, so variants are also
+interleaved at the pass level, and drift of the machine over minutes shows up
+in the "pass spread" column instead of hiding inside a ratio.
 
 The numerical-gradient loops (about 17 s per call at the book's size, more
 in the scaling sweep) run in the first pass only; ``--long-every-pass`` repeats
@@ -95,6 +97,17 @@ def main(argv=None) -> int:
         help="skip the round-robin SGD-step comparison (interleaved.py)",
     )
     parser.add_argument(
+        "--no-chapter6",
+        action="store_true",
+        help="skip chapter 6's runs against PyTorch and JAX (chapter6.py)",
+    )
+    parser.add_argument(
+        "--only",
+        choices=("suite", "interleaved", "chapter6"),
+        action="append",
+        help="run only these parts (repeatable; default: all three)",
+    )
+    parser.add_argument(
         "--keep-openblas-env",
         action="store_true",
         help="keep OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE (default: unset for the run)",
@@ -113,22 +126,29 @@ def main(argv=None) -> int:
     except OSError as exc:
         parser.error(f"cannot create --out {args.out}: {exc.strerror}")
 
+    parts = set(args.only or ("suite", "interleaved", "chapter6"))
+    if args.no_interleaved:
+        parts.discard("interleaved")
+    if args.no_chapter6:
+        parts.discard("chapter6")
     env = bench_env(args.keep_openblas_env)
     json_paths, status = [], 0
     for k in range(1, passes + 1):
         path = args.out / f"pass-{k}.json"
         path.unlink(missing_ok=True)  # never report a stale pass
-        print(f"== pass {k}/{passes} -> {path}", flush=True)
-        pass_extra = extra
-        if k > 1 and not args.long_every_pass and "-k" not in extra:
-            pass_extra = [*extra, "-k", LATER_PASSES]
-        code = subprocess.call(pytest_command(path, args.smoke, pass_extra), env=env)
-        if code != 0:
-            print(f"warning: pass {k} exited with code {code}", file=sys.stderr)
-            status = status or code
-        if path.exists():
-            json_paths.append(path)
-        if not args.no_interleaved:
+        if "suite" in parts:
+            print(f"== pass {k}/{passes} -> {path}", flush=True)
+            pass_extra = extra
+            if k > 1 and not args.long_every_pass and "-k" not in extra:
+                pass_extra = [*extra, "-k", LATER_PASSES]
+            cmd = pytest_command(path, args.smoke, pass_extra)
+            code = subprocess.call(cmd, env=env)
+            if code != 0:
+                print(f"warning: pass {k} exited with code {code}", file=sys.stderr)
+                status = status or code
+            if path.exists():
+                json_paths.append(path)
+        if "interleaved" in parts:
             path = args.out / f"interleaved-{k}.json"
             path.unlink(missing_ok=True)
             cmd = [sys.executable, str(HERE / "interleaved.py"), "--out", str(path)]
@@ -138,6 +158,17 @@ def main(argv=None) -> int:
                 print(
                     f"warning: interleaved.py exited with code {code}", file=sys.stderr
                 )
+                status = status or code
+            if path.exists():
+                json_paths.append(path)
+        if "chapter6" in parts:
+            path = args.out / f"chapter6-{k}.json"
+            path.unlink(missing_ok=True)
+            cmd = [sys.executable, str(HERE / "chapter6.py"), "--out", str(path)]
+            print(f"== pass {k}/{passes}: chapter 6 vs peers -> {path}", flush=True)
+            code = subprocess.call(cmd + (["--smoke"] if args.smoke else []), env=env)
+            if code != 0:
+                print(f"warning: chapter6.py exited with code {code}", file=sys.stderr)
                 status = status or code
             if path.exists():
                 json_paths.append(path)

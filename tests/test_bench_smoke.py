@@ -14,6 +14,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -131,4 +132,42 @@ def test_report_cli_rejects_missing_and_disabled_results(tmp_path):
     empty.write_text(json.dumps({"benchmarks": []}))
     proc = _run(["bench/report.py", str(empty)], timeout=60)
     assert proc.returncode == 2 and "--benchmark-disable" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.slow
+def test_chapter6_runs_every_contender_in_its_own_process(tmp_path):
+    out = tmp_path / "chapter6.json"
+    proc = _run(["bench/chapter6.py", "--smoke", "--out", str(out)])
+    assert proc.returncode == 0, _explain(proc)
+    doc = json.loads(out.read_text())
+    found = {(e["params"]["variant"], e["params"]["config"]) for e in doc["benchmarks"]}
+    expected = {"numpy-f32", "numba-f32", "torch-f32", "jax-f32"} - {
+        f"{name}-f32" for name in doc["skipped"]
+    }
+    assert {"numpy-f32"} <= expected  # NumPy never skips
+    assert found == {(v, c) for v in expected for c in ("adam", "adam-bn")}
+    for e in doc["benchmarks"]:
+        info = e["extra_info"]
+        assert e["group"] == "chapter6"
+        assert info["iterations"] == 20 and info["smoke"] is True
+        assert all(np.isfinite(info["loss_after"])) and e["stats"]["median"] > 0
+    # The same initial parameters everywhere: one loss before training.
+    before = {
+        round(e["extra_info"]["loss_before"][0], 3)
+        for e in doc["benchmarks"]
+        if e["params"]["config"] == "adam"
+    }
+    assert len(before) == 1, before
+    if len(expected) > 1:
+        assert re.search(
+            r"adam-bn: xpnet best \S+ / best peer \S+ = [\d.]+x", proc.stdout
+        )
+    if (_shared_data() / "fashion-mnist").is_dir():
+        assert {e["extra_info"]["data"] for e in doc["benchmarks"]} == {"fashion-mnist"}
+
+
+def test_chapter6_rejects_an_unknown_contender():
+    proc = _run(["bench/chapter6.py", "--contenders", "numpy,tensorflow", "--out", "x"])
+    assert proc.returncode == 2 and "tensorflow" in proc.stderr
     assert "Traceback" not in proc.stderr

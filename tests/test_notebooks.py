@@ -17,7 +17,12 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 NOTEBOOKS = ROOT / "notebooks"
-NAMES = ("ch03_inference", "ch04_numerical_gradient", "ch05_backprop")
+NAMES = (
+    "ch03_inference",
+    "ch04_numerical_gradient",
+    "ch05_backprop",
+    "ch06_techniques",
+)
 #: Notebooks that are not a chapter (no real data needed).
 OTHERS = ("gpu_check",)
 #: Seconds a single cell may take before the run fails (CI machines are slow).
@@ -216,3 +221,43 @@ def test_gpu_check_runs_up_to_the_gpu_and_says_it_stopped_there(monkeypatch):
     assert "no report: the GPU stage above did not run" in outputs[2]
     errors = [o for c in nb.cells for o in c.get("outputs", [])]
     assert not [o for o in errors if o.output_type == "error"]
+
+
+@pytest.mark.slow
+def test_ch06_optimizers_initialisation_batchnorm_and_regularisation(
+    shared_data, monkeypatch
+):
+    text, pngs = _run("ch06_techniques", shared_data, monkeypatch)
+    # The toy function's minimum is (0, 0): Adam and Momentum get near it.
+    ends = {
+        name: _floats(_line(text, f"{name:>8}: after 30 steps at "))
+        for name in ("SGD", "Momentum", "AdaGrad", "Adam")
+    }
+    assert all(abs(y) < 1 for _, y in ends.values()), ends
+    assert abs(ends["AdaGrad"][0]) < abs(ends["SGD"][0]) < 7, ends
+    # Figure 6-9: every optimizer learns; Adam ends below plain SGD.
+    opt = {
+        name: _floats(_line(text, f"{name:>8}: loss "))
+        for name in ("SGD", "Momentum", "AdaGrad", "Adam")
+    }
+    assert all(end < start for start, end in opt.values()), opt
+    assert opt["Adam"][1] < opt["SGD"][1], opt
+    # Figure 6-15: std 0.01 does not learn in 300 SGD steps; He does.
+    init = {
+        name: _floats(_line(text, f"{name:>8}: loss "))
+        for name in ("std=0.01", "Xavier", "He")
+    }
+    assert init["std=0.01"][1] > 2.2 and init["He"][1] < init["std=0.01"][1] - 0.5
+    # Figure 6-19: with scale 0.01 only Batch Normalization learns.
+    bn, plain = _floats(_line(text, "scale 0.01: accuracy with BN "))
+    assert bn > 0.5 and plain < 0.2, (bn, plain)
+    # Figures 6-20, 6-21, 6-23: 300 images learnt by heart; the gap narrows.
+    gaps = {}
+    for name in ("no regularisation", "weight decay 0.1", "Dropout 0.2"):
+        train, test, gap = _floats(_line(text, f"{name}: train acc "))[:3]
+        assert 0.3 < test <= 1.0 and 0.3 < train <= 1.0, (name, train, test)
+        gaps[name] = gap
+    assert gaps["no regularisation"] > 0.1, gaps  # it overfits
+    assert gaps["weight decay 0.1"] < gaps["no regularisation"], gaps
+    assert gaps["Dropout 0.2"] < gaps["no regularisation"], gaps
+    assert pngs == 5  # paths, optimizers, initial weights, BN grid, overfitting

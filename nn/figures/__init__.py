@@ -23,18 +23,22 @@ from nn.figures.calculus import (
     gradient_field,
     tangent_lines,
 )
+from nn.figures.chapter6 import batchnorm_grid, loss_curves, overfit_curves
 from nn.figures.digits import digit_grid, misclassified_digits
 from nn.figures.timing import benchmark_times, time_bars
 
 __all__ = [
     "DESCENT_RATES",
+    "batchnorm_grid",
     "benchmark_times",
     "digit_grid",
     "function_1",
     "function_2",
     "gradient_descent_paths",
     "gradient_field",
+    "loss_curves",
     "misclassified_digits",
+    "overfit_curves",
     "tangent_lines",
     "time_bars",
 ]
