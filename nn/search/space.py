@@ -143,7 +143,7 @@ def _dimension(name: str, spec: str, kind) -> Dimension:
     if not (math.isfinite(low) and math.isfinite(high)) or not low < high:
         raise SpaceError(
             f"--space {name}={spec}: the low end must be below the high end; "
-            f"e.g. {name}={parts[1]}:{parts[0]}"
+            f"e.g. {name}={':'.join([parts[1], parts[0], *parts[2:]])}"
             if math.isfinite(low) and math.isfinite(high) and low > high
             else f"--space {name}={spec}: the low end must be below the high end"
         )

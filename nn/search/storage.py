@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import socket
+import time
 from pathlib import Path
 
 #: Seconds to wait for a database server before calling it unreachable.
@@ -107,31 +108,64 @@ def open_storage(url: str, heartbeat: int = 60):
         connect_args = {"connect_timeout": CONNECT_TIMEOUT}
     import sqlalchemy.exc
 
-    try:
-        return optuna.storages.RDBStorage(
-            url,
-            engine_kwargs={"connect_args": connect_args},
-            heartbeat_interval=heartbeat,
-            grace_period=2 * heartbeat,
-        )
-    except ImportError as exc:
-        raise StorageError(
-            f"--storage {_redact(url)}: no database driver ({exc}); "
-            + (
-                "pip install psycopg2-binary"
-                if kind == "postgresql"
-                else "pip install pymysql and write mysql+pymysql://"
-                if kind == "mysql"
-                else "install the driver the URL names"
+    for attempt in range(4):
+        try:
+            return optuna.storages.RDBStorage(
+                with_driver(url),
+                engine_kwargs={"connect_args": connect_args},
+                heartbeat_interval=heartbeat,
+                grace_period=2 * heartbeat,
             )
-        ) from None
-    except (sqlalchemy.exc.SQLAlchemyError, ValueError) as exc:
-        first = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
-        raise StorageError(
-            f"--storage {_redact(url)}: cannot open the database ({first}); "
-            "check that the server runs, the URL (user, password, host, port, "
-            "database) and that this machine may connect"
-        ) from None
+        except sqlalchemy.exc.IntegrityError:
+            # Two commands creating Optuna's tables in an empty database at
+            # once: one wins; the other finds them made when it tries again.
+            if attempt == 3:
+                raise StorageError(
+                    f"--storage {_redact(url)}: the database's tables could not "
+                    "be created (another command creating them?); run again"
+                ) from None
+            time.sleep(0.5 + attempt)
+        except ImportError as exc:
+            _no_driver(url, kind, exc.__cause__ or exc)
+        except (sqlalchemy.exc.SQLAlchemyError, ValueError) as exc:
+            first = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+            raise StorageError(
+                f"--storage {_redact(url)}: cannot open the database ({first}); "
+                "check that the server runs, the URL (user, password, host, port, "
+                "database) and that this machine may connect"
+            ) from None
+
+
+def _no_driver(url: str, kind: str, exc: Exception):
+    fix = {
+        "postgresql": 'pip install "xpnet[search]" (psycopg2-binary)',
+        "mysql": "pip install pymysql (or mysqlclient)",
+    }.get(kind, "install the driver the URL names")
+    raise StorageError(f"--storage {_redact(url)}: no database driver ({exc}); {fix}")
+
+
+def with_driver(url: str) -> str:
+    """``url`` naming an installed driver when it names none.
+
+    SQLAlchemy 2.1 reads ``postgresql://`` as psycopg 3 and older versions as
+    psycopg2; the ``search`` extra installs psycopg2, so either is used, the
+    one present. ``mysql://``: mysqlclient, else PyMySQL.
+    """
+    head, sep, rest = url.partition("://")
+    if "+" in head or not sep:
+        return url
+    drivers = {"postgresql": ("psycopg", "psycopg2"), "mysql": ("MySQLdb", "pymysql")}
+    names = {"MySQLdb": "mysqldb"}
+    for module in drivers.get(head.lower(), ()):
+        if _importable(module):
+            return f"{head}+{names.get(module, module)}://{rest}"
+    return url
+
+
+def _importable(name: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(name) is not None
 
 
 def fail_dead_trials(study) -> list[int]:

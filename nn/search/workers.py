@@ -17,6 +17,7 @@ import os
 import signal
 import socket
 import sys
+import threading
 
 THREAD_VARS = (
     "NUMBA_NUM_THREADS",
@@ -60,12 +61,15 @@ def pin_threads(threads: int) -> None:
         numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
 
 
-def run_worker(settings, index: int, env: dict, stop=None, data=None):
+def run_worker(settings, index: int, env: dict, stop=None, data=None, barrier=None):
     """Run trials until the study has ``settings.trials`` finished ones.
 
     -> exit code: 0 done, 130 stopped by Ctrl-C. ``stop``: an object whose
     ``requested`` turns true on Ctrl-C (made here when None); ``data``: the
-    split of ``objective.split_data`` when the caller has it.
+    split of ``objective.split_data`` when the caller has it; ``barrier``: the
+    workers of one command wait for each other there before their first trial,
+    so a worker slow to start (imports, data) does not leave the others all
+    the trials.
     """
     os.environ.update(env)
     pin_threads(int(env.get("NUMBA_NUM_THREADS", "1")))
@@ -96,6 +100,11 @@ def run_worker(settings, index: int, env: dict, stop=None, data=None):
             raise Surplus(f"trial {trial.number} is beyond --trials {settings.trials}")
         return objective(trial)
 
+    if barrier is not None:
+        try:
+            barrier.wait(timeout=120)
+        except threading.BrokenBarrierError:
+            pass  # a sibling failed to start; carry on alone
     while not stop.requested:
         if has_heartbeat(storage):
             import optuna
@@ -118,11 +127,14 @@ def start_workers(settings, envs: list[dict]) -> list:
     """Start one process per entry of ``envs``. -> the started processes."""
     ctx = multiprocessing.get_context("spawn")
     procs = []
+    barrier = ctx.Barrier(len(envs))
     for i, env in enumerate(envs):
         saved = {k: os.environ.get(k) for k in env}
         os.environ.update(env)  # a spawned child starts with these, before imports
         try:
-            p = ctx.Process(target=_worker_main, args=(settings, i, env), daemon=False)
+            p = ctx.Process(
+                target=_worker_main, args=(settings, i, env, barrier), daemon=False
+            )
             p.start()
         finally:
             for k, v in saved.items():
@@ -130,18 +142,19 @@ def start_workers(settings, envs: list[dict]) -> list:
                     os.environ.pop(k, None)
                 else:
                     os.environ[k] = v
+        p.barrier = barrier  # alive until the children have unpickled it
         procs.append(p)
     return procs
 
 
-def _worker_main(settings, index: int, env: dict) -> None:
+def _worker_main(settings, index: int, env: dict, barrier) -> None:
     # Its own process group: the terminal's Ctrl-C reaches the parent only,
     # which forwards one SIGINT to each worker (stopped between two steps).
     os.setpgrp()
     stop = _StopFlag()
     signal.signal(signal.SIGINT, stop.handle)
     try:
-        code = run_worker(settings, index, env, stop=stop)
+        code = run_worker(settings, index, env, stop=stop, barrier=barrier)
     except Exception as exc:
         print(
             f"xpnet-search: worker {index}: error: {exc}", file=sys.stderr, flush=True
