@@ -173,3 +173,67 @@ class Backend:
     #: hidden unit fired: bool)``, or None where it does not apply (the caller
     #: then evaluates layer by layer). x: (N, D); t: (N,) integer labels.
     two_layer_count_correct = None
+
+    # -- kernels of chapter 6: optimizers and layers of any network ---------
+    # Each update applies one of the book's rules to every parameter at once:
+    # ``params``, ``grads`` and the state lists are equal-length lists of
+    # arrays of this backend, paired by position, updated in place (the layers
+    # hold references to the parameters). The generic versions
+    # (``backend.updates``) loop over the arrays with ``xp`` operations; a
+    # backend overrides them with compiled or fused kernels.
+
+    def momentum_update(self, params, grads, vs, lr, momentum) -> None:
+        """v = momentum * v - lr * g; p += v, for each (p, g, v)."""
+        from backend import updates
+
+        updates.momentum_update(self.xp, params, grads, vs, lr, momentum)
+
+    def nesterov_update(self, params, grads, vs, lr, momentum) -> None:
+        """The book's Nesterov step, for each (p, g, v)."""
+        from backend import updates
+
+        updates.nesterov_update(self.xp, params, grads, vs, lr, momentum)
+
+    def adagrad_update(self, params, grads, hs, lr) -> None:
+        """h += g * g; p -= lr * g / (sqrt(h) + 1e-7), for each (p, g, h)."""
+        from backend import updates
+
+        updates.adagrad_update(self.xp, params, grads, hs, lr)
+
+    def rmsprop_update(self, params, grads, hs, lr, decay_rate) -> None:
+        """RMSprop's decayed h and AdaGrad's step, for each (p, g, h)."""
+        from backend import updates
+
+        updates.rmsprop_update(self.xp, params, grads, hs, lr, decay_rate)
+
+    def adam_update(self, params, grads, ms, vs, lr_t, beta1, beta2) -> None:
+        """The book's Adam step with ``lr_t`` already bias-corrected, for each
+        (p, g, m, v)."""
+        from backend import updates
+
+        updates.adam_update(self.xp, params, grads, ms, vs, lr_t, beta1, beta2)
+
+    def batchnorm_forward(self, x, gamma, beta) -> tuple:
+        """Batch Normalization in training mode. x: (N, D); gamma, beta: (D,).
+
+        -> (out (N, D), xc (N, D), xn (N, D), std (D,), mu (D,), var (D,)),
+        the book's quantities (backward reads xc, xn and std).
+        """
+        from backend import updates
+
+        return updates.batchnorm_forward(self.xp, x, gamma, beta)
+
+    def batchnorm_backward(self, dout, gamma, xc, xn, std) -> tuple:
+        """Backward of ``batchnorm_forward``. dout: (N, D) -> (dx, dgamma, dbeta)."""
+        from backend import updates
+
+        return updates.batchnorm_backward(self.xp, dout, gamma, xc, xn, std)
+
+    def dropout_mask(self, shape, ratio, seed, counter):
+        """Dropout's bool keep-mask of ``shape`` (True with probability
+        1 - ratio) for call ``counter`` of the stream ``seed``: a counter-based
+        hash computed on this backend's device, the same on every backend
+        (``backend.updates.dropout_mask``)."""
+        from backend import updates
+
+        return updates.dropout_mask(self.xp, shape, ratio, seed, counter)

@@ -1,4 +1,4 @@
-"""xpnet's neural-network library: chapters 3 to 5 of "Deep Learning from Scratch".
+"""xpnet's neural-network library: chapters 3 to 6 of "Deep Learning from Scratch".
 
 Everything is written against the ``backend`` shim, so it runs on NumPy,
 Numba or CuPy arrays alike.
@@ -32,8 +32,20 @@ from nn.gradient import (
     numerical_diff,
     numerical_gradient,
 )
-from nn.layers import AddLayer, Affine, MulLayer, Relu, Sigmoid, SoftmaxWithLoss
+from nn.layers import (
+    AddLayer,
+    Affine,
+    BatchNormalization,
+    Dropout,
+    MulLayer,
+    Relu,
+    Sigmoid,
+    SoftmaxWithLoss,
+)
+from nn.multi_layer_net import MultiLayerNet
+from nn.multi_layer_net_extend import MultiLayerNetExtend
 from nn.optimizer import SGD
+from nn.optimizers import OPTIMIZERS, AdaGrad, Adam, Momentum, Nesterov, RMSprop
 from nn.simple_net import SimpleNet
 from nn.three_layer_net import ThreeLayerNet
 from nn.training import TrainConfig, Trainer, TrainingDiverged, load_data
@@ -60,6 +72,16 @@ __all__ = [
     "load_mnist_split",
     "read_idx",
     "SGD",
+    "Momentum",
+    "Nesterov",
+    "AdaGrad",
+    "RMSprop",
+    "Adam",
+    "OPTIMIZERS",
+    "BatchNormalization",
+    "Dropout",
+    "MultiLayerNet",
+    "MultiLayerNetExtend",
     "AddLayer",
     "Affine",
     "MulLayer",

@@ -34,6 +34,13 @@ class SGD:
         """Hyper-parameters and state, for checkpoints."""
         return {"lr": self.lr}
 
-    def load_state_dict(self, state: dict) -> None:
-        """Restore what :meth:`state_dict` returned."""
+    def load_state_dict(self, state: dict, params: dict | None = None) -> None:
+        """Restore what ``state_dict`` returned (``params`` is accepted, as the
+        other optimizers take it, and unused: SGD has no state arrays)."""
+        got = state.get("optimizer", "sgd")
+        if got != "sgd" or set(state) - {"lr", "optimizer"}:
+            raise ValueError(
+                f"the state_dict is from {got!r}, not 'sgd'; load it into "
+                f"nn.optimizers.OPTIMIZERS[{got!r}]"
+            )
         self.lr = _check_lr(state["lr"])

@@ -10,7 +10,14 @@ import argparse
 import math
 from pathlib import Path
 
-from nn.training.config import ACTIVATIONS, DTYPES, GRAD_METHODS, TrainConfig
+from nn.training.config import (
+    ACTIVATIONS,
+    DTYPES,
+    GRAD_METHODS,
+    OPTIMIZER_LR,
+    WEIGHT_INITS,
+    TrainConfig,
+)
 
 #: The program name in messages when none is given (the console script).
 PROG = "xpnet-train"
@@ -27,6 +34,12 @@ RUN_FLAGS = (
     ("--dtype", "dtype"),
     ("--seed", "seed"),
     ("--eval-every", "eval_every"),
+    ("--hidden-sizes", "hidden_sizes"),
+    ("--optimizer", "optimizer"),
+    ("--weight-init", "weight_init_std"),
+    ("--weight-decay", "weight_decay"),
+    ("--dropout", "dropout"),
+    ("--batchnorm", "batchnorm"),
 )
 
 
@@ -65,14 +78,52 @@ _positive_float = _checked(
 )
 
 
+_non_negative_float = _checked(
+    float, "a number", lambda v: math.isfinite(v) and v >= 0, "a number >= 0"
+)
+_ratio = _checked(float, "a number", lambda v: 0 <= v < 1, "a number in [0, 1)")
+
+
+def _hidden_sizes(text: str) -> tuple[int, ...]:
+    """``"100,100,100"`` -> (100, 100, 100)."""
+    try:
+        sizes = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a comma-separated list of widths such as 100,100"
+        ) from None
+    if not all(s >= 1 for s in sizes):
+        raise argparse.ArgumentTypeError(
+            f"every hidden layer width must be at least 1, got {text}"
+        )
+    return sizes
+
+
+def _weight_init(text: str):
+    """A positive number, or he/xavier/relu/sigmoid."""
+    if text.lower() in WEIGHT_INITS:
+        return text.lower()
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is neither a number nor one of {', '.join(WEIGHT_INITS)}"
+        ) from None
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
+    return value
+
+
 def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     d = TrainConfig()
     p = _Parser(
         prog=prog,
-        description="Train TwoLayerNet by mini-batch SGD as in chapters 4 and 5 of "
-        "'Deep Learning from Scratch'. The defaults reproduce chapter 5's run "
-        "(784-50-10 ReLU, 10000 iterations, batch 100, lr 0.1, evaluated every "
-        "epoch) with --device auto and --dtype float32.",
+        description="Train a network as in chapters 4 to 6 of 'Deep Learning from "
+        "Scratch'. The defaults reproduce chapter 5's run (TwoLayerNet 784-50-10 "
+        "ReLU, SGD, 10000 iterations, batch 100, lr 0.1, evaluated every epoch) "
+        "with --device auto and --dtype float32; chapter 6's flags (--hidden-sizes, "
+        "--optimizer, --weight-init, --weight-decay, --dropout, --batchnorm) "
+        "train MultiLayerNetExtend.",
     )
     a = p.add_argument
     a(
@@ -92,11 +143,18 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
         help="folder holding the dataset's IDX .gz files (default: $XPNET_DATA_DIR, "
         "the user cache, else a download)",
     )
-    a(
+    widths = p.add_mutually_exclusive_group()
+    widths.add_argument(
         "--hidden-size",
         type=_positive_int,
         metavar="N",
         help=f"hidden layer width (default: {d.hidden_size})",
+    )
+    widths.add_argument(
+        "--hidden-sizes",
+        type=_hidden_sizes,
+        metavar="N,N,...",
+        help="widths of several hidden layers, e.g. 100,100,100,100 (chapter 6)",
     )
     a("--activation", choices=ACTIVATIONS, help=f"default: {d.activation}")
     length = p.add_mutually_exclusive_group()
@@ -118,7 +176,43 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
         metavar="N",
         help=f"samples per step (default: {d.batch_size})",
     )
-    a("--lr", type=_positive_float, help=f"learning rate (default: {d.lr})")
+    a(
+        "--optimizer",
+        choices=tuple(OPTIMIZER_LR),
+        help=f"update rule (default: {d.optimizer})",
+    )
+    a(
+        "--lr",
+        type=_positive_float,
+        help="learning rate (default: 0.1) with sgd, as chapter 5; with another "
+        "--optimizer the book's default: adam 0.001, the others 0.01",
+    )
+    a(
+        "--weight-init",
+        dest="weight_init_std",
+        type=_weight_init,
+        metavar="{NUMBER,he,xavier}",
+        help="initial weight scale, or he (sqrt(2/n)) or xavier (sqrt(1/n)) "
+        "(default: 0.01 with one hidden layer, he with several)",
+    )
+    a(
+        "--weight-decay",
+        type=_non_negative_float,
+        metavar="LAMBDA",
+        help="L2 weight decay lambda (default: 0, off)",
+    )
+    a(
+        "--dropout",
+        type=_ratio,
+        metavar="RATIO",
+        help="dropout ratio after each hidden layer, in [0, 1) (default: 0, off)",
+    )
+    a(
+        "--batchnorm",
+        action="store_true",
+        default=None,
+        help="Batch Normalization before each hidden activation",
+    )
     a(
         "--grad",
         choices=GRAD_METHODS,

@@ -3,7 +3,11 @@
 A checkpoint holds host NumPy copies of the weights (so one saved on the GPU
 loads on the CPU and back), the training history, and a JSON ``meta`` record:
 format version, iteration, config, optimizer state, the batch sampler's RNG
-state, dataset and backend names. Writes are atomic (see :mod:`nn.data.fileio`).
+state, dataset and backend names. A chapter 6 run adds host arrays in
+``buffers`` (the optimizer's state arrays, Batch Normalization's running
+statistics) and a JSON ``network`` record (the Dropout generators' seeds and
+counters), new in format version 2 (version 1 files still load).
+Writes are atomic (see :mod:`nn.data.fileio`).
 """
 
 from __future__ import annotations
@@ -19,12 +23,14 @@ import numpy as np
 from nn.data.fileio import atomic_write
 
 #: Version of the layout written by :func:`save_checkpoint`; bump on changes.
-FORMAT_VERSION = 1
+#: 2 adds ``buffers`` and ``network`` (empty for chapter 5's runs).
+FORMAT_VERSION = 2
 #: Name of the checkpoint inside a run directory.
 CHECKPOINT_NAME = "checkpoint.npz"
 
 _PARAM_PREFIX = "param."
 _HISTORY_PREFIX = "history."
+_BUFFER_PREFIX = "buffer."
 
 
 class CheckpointError(ValueError):
@@ -51,6 +57,8 @@ class Checkpoint:
     elapsed: float = 0.0
     history: dict = field(default_factory=dict)
     format_version: int = FORMAT_VERSION
+    buffers: dict = field(default_factory=dict)
+    network: dict = field(default_factory=dict)
 
     def check_params(self, expected_shapes: dict) -> None:
         """Raise :class:`CheckpointError` unless the weights have these shapes.
@@ -80,8 +88,9 @@ def resolve_path(path: str | os.PathLike) -> Path:
 def save_checkpoint(path: str | os.PathLike, ckpt: Checkpoint) -> Path:
     """Write ``ckpt`` to ``path`` (a file or run directory) atomically. -> the file."""
     path = resolve_path(path)
+    version = FORMAT_VERSION
     meta = {
-        "format_version": FORMAT_VERSION,
+        "format_version": version,
         "iteration": int(ckpt.iteration),
         "config": ckpt.config,
         "optimizer": ckpt.optimizer,
@@ -90,8 +99,10 @@ def save_checkpoint(path: str | os.PathLike, ckpt: Checkpoint) -> Path:
         "backend": ckpt.backend,
         "elapsed": float(ckpt.elapsed),
     }
+    if ckpt.network:
+        meta["network"] = ckpt.network
     arrays = {
-        "format_version": np.asarray(FORMAT_VERSION, dtype=np.int64),
+        "format_version": np.asarray(version, dtype=np.int64),
         # JSON rather than pickle: RNG states hold 128-bit integers, which
         # JSON keeps exactly and np.load(allow_pickle=False) can read.
         "meta": np.asarray(json.dumps(meta)),
@@ -100,6 +111,8 @@ def save_checkpoint(path: str | os.PathLike, ckpt: Checkpoint) -> Path:
         arrays[_PARAM_PREFIX + name] = np.asarray(value)
     for name, value in ckpt.history.items():
         arrays[_HISTORY_PREFIX + name] = np.asarray(value)
+    for name, value in ckpt.buffers.items():
+        arrays[_BUFFER_PREFIX + name] = np.asarray(value)
     with atomic_write(path, "wb") as f:
         np.savez(f, **arrays)
     return path
@@ -152,6 +165,8 @@ def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
             elapsed=float(meta.get("elapsed", 0.0)),
             history=_with_prefix(arrays, _HISTORY_PREFIX),
             format_version=version,
+            buffers=_with_prefix(arrays, _BUFFER_PREFIX),
+            network=dict(meta.get("network", {})),
         )
     except (ValueError, KeyError, TypeError, OverflowError) as exc:
         raise CheckpointError(

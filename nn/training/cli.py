@@ -69,17 +69,31 @@ def _resume_source(args) -> Path | None:
 
 
 def _check_against_checkpoint(args, ckpt) -> None:
+    try:
+        # The saved settings with the defaults of keys an older run lacks.
+        saved_config = TrainConfig.from_dict(ckpt.config)
+    except (ValueError, TypeError) as exc:
+        raise UsageError(
+            f"--resume: the checkpoint's config is unusable: {exc}"
+        ) from None
     for flag, key in RUN_FLAGS:
-        given = getattr(args, key)
-        if given is not None and given != ckpt.config.get(key):
+        given, saved = getattr(args, key), getattr(saved_config, key)
+        if given is not None and given != saved:
             raise UsageError(
-                f"{flag} {given} differs from the resumed run's "
-                f"{ckpt.config.get(key)}; drop {flag}, or start a new run"
+                f"{flag} {_shown(given)} differs from the resumed run's "
+                f"{_shown(saved)}; drop {flag}, or start a new run"
             )
     if args.dataset is not None and args.dataset != ckpt.dataset:
         raise UsageError(
             f"--dataset {args.dataset} differs from the resumed run's {ckpt.dataset}"
         )
+
+
+def _shown(value) -> str:
+    """A flag's value as typed: (100, 100) as 100,100."""
+    if isinstance(value, tuple):
+        return ",".join(str(v) for v in value)
+    return str(value)
 
 
 def _check_out_dir(out: Path, resumed: Path | None) -> None:

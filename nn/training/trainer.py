@@ -1,4 +1,5 @@
-"""Mini-batch SGD training of ``TwoLayerNet``, as chapters 4 and 5 do it.
+"""Mini-batch training as chapters 4 to 6 do it: ``TwoLayerNet`` by SGD, or
+chapter 6's networks with any of its optimizers (``nn.training.network``).
 
 Usable from Python and notebooks::
 
@@ -23,7 +24,6 @@ from dataclasses import replace
 from pathlib import Path
 
 import backend as B
-from nn.optimizer import SGD
 from nn.training.checkpoint import (
     CHECKPOINT_NAME,
     Checkpoint,
@@ -38,10 +38,16 @@ from nn.training.indices import BatchIndices
 from nn.training.interrupt import StopRequest
 from nn.training.loop import run_steps
 from nn.training.metrics import MetricsWriter
+from nn.training.network import (
+    build_network,
+    build_optimizer,
+    describe_network,
+    layer_widths,
+    output_size,
+)
 from nn.training.progress import ConsoleReporter
 from nn.training.record import EvalRecord, History, TrainResult
 from nn.training.state import restore, snapshot
-from nn.two_layer_net import TwoLayerNet
 
 __all__ = [
     "EvalRecord",
@@ -59,7 +65,12 @@ class TrainingDiverged(RuntimeError):
 
 
 class Trainer:
-    """Trains a ``TwoLayerNet`` on ``train = (x, t)``, evaluating on ``test``.
+    """Trains the config's network on ``train = (x, t)``, evaluating on ``test``.
+
+    The network is ``TwoLayerNet`` for chapter 5's config, else
+    ``MultiLayerNetExtend`` (``nn.training.network.build_network``), trained
+    with the config's optimizer; evaluations run in inference mode
+    (``train_flg=False``: no Dropout, Batch Normalization's running statistics).
 
     x: (N, ...) host or device array (flattened to (N, D)); t: (N,) integer
     labels or (N, C) one-hot. ``out_dir`` (optional) receives ``metrics.csv``,
@@ -114,8 +125,8 @@ class Trainer:
             config.epochs * self.iters_per_epoch if config.epochs else config.iters
         )
         t_train, t_test = as_labels(t_train), as_labels(t_test)
-        if checkpoint is not None and "W2" in checkpoint.params:
-            classes = int(checkpoint.params["W2"].shape[-1])
+        if checkpoint is not None and "W1" in checkpoint.params:
+            classes = output_size(checkpoint.params)
         else:
             classes = int(max(t_train.max(), t_test.max())) + 1
         be, dtype = self.backend, config.dtype
@@ -134,21 +145,12 @@ class Trainer:
         self.t_train = be.asarray(t_train, dtype="int64")
         self.t_test = be.asarray(t_test, dtype="int64")
         self.rng = B.default_rng(config.seed)
-        self.net = TwoLayerNet(
-            self.x_train.shape[1],
-            config.hidden_size,
-            classes,
-            weight_init_std=config.weight_init_std,
-            activation=config.activation,
-            backend=be,
-            dtype=dtype,
-            rng=self.rng,
-        )
+        self.net = build_network(config, self.x_train.shape[1], classes, be, self.rng)
         #: Each step's batch indices (the run's generator; device blocks).
         self.indices = BatchIndices(
             be, self.rng, self.train_size, config.batch_size, self.iters_per_epoch
         )
-        self.optimizer = SGD(config.lr)
+        self.optimizer = build_optimizer(config, be)
         self.iteration = 0
         self.elapsed = 0.0
         self.history = History()
@@ -178,19 +180,18 @@ class Trainer:
     def describe(self) -> str:
         """One line: network, schedule, dtype and seed."""
         net, cfg = self.net, self.config
-        shape = "-".join(
-            str(s) for s in (*net.params["W1"].shape, net.params["W2"].shape[1])
-        )
+        shape = "-".join(str(s) for s in layer_widths(net.params))
+        extra = "" if cfg.is_chapter5 else f" [{describe_network(cfg)}]"
         return (
             f"{self.dataset}: {self.train_size} train / {len(self.x_test)} test, "
-            f"{shape} {cfg.activation} ({cfg.grad}), batch {cfg.batch_size}, "
+            f"{shape} {cfg.activation} ({cfg.grad}){extra}, batch {cfg.batch_size}, "
             f"lr {cfg.lr}, "
             f"{self.total} iterations ({self.total / self.iters_per_epoch:.2f} epochs, "
             f"eval every {self.eval_every}), {cfg.dtype}, seed {cfg.seed}"
         )
 
     def step(self):
-        """One SGD step on a random batch. -> its 0-d loss (before the update)."""
+        """One step on a random batch. -> its 0-d loss (before the update)."""
         # The same draws as the book's np.random.choice(train_size, batch_size)
         # with this generator (choice calls integers), at half the call cost;
         # on a device backend, a row of a block uploaded once an epoch.
@@ -200,11 +201,17 @@ class Trainer:
             # The gradient's kernels use every core; BLAS workers woken by
             # the loss's products would spin on them (backend.numba.blas).
             with self.backend.serial_blas():
-                loss = self.backend.xp.array(self.net.loss(x, t))  # a copy
+                loss = self.backend.xp.array(self._loss(x, t))  # a copy
                 grads = self.net.numerical_gradient(x, t)
             self.optimizer.update(self.net.params, grads)
             return loss
         return self.net.train_step(x, t, self.optimizer)
+
+    def _loss(self, x, t):
+        # Chapter 6's networks: the training-mode loss, as their gradients use.
+        if self.config.is_chapter5:
+            return self.net.loss(x, t)
+        return self.net.loss(x, t, train_flg=True)
 
     def batch(self, idx):
         """Rows ``idx`` (B,) of ``x_train``, from the pixels when ``pixel_scale``

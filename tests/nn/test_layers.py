@@ -1,4 +1,5 @@
-"""Layers of chapter 5: the book's apple examples, hand cases, gradient checks."""
+"""Layers of chapters 5 and 6: the book's apple examples, hand cases, gradient
+checks."""
 
 from __future__ import annotations
 
@@ -8,7 +9,16 @@ import numpy as np
 import pytest
 
 import backend as B
-from nn import AddLayer, Affine, MulLayer, Relu, Sigmoid, SoftmaxWithLoss
+from nn import (
+    AddLayer,
+    Affine,
+    BatchNormalization,
+    Dropout,
+    MulLayer,
+    Relu,
+    Sigmoid,
+    SoftmaxWithLoss,
+)
 
 
 def _wrap(backend, kind):
@@ -265,3 +275,122 @@ def test_softmax_with_loss_rejects_mismatched_one_hot(backend):
         SoftmaxWithLoss().forward(
             backend.asarray([[1.0, 2.0]]), backend.asarray([[0.0, 1.0, 0.0]])
         )
+
+
+# -- chapter 6: Dropout -------------------------------------------------------
+
+
+def test_dropout_drops_about_the_ratio_and_passes_the_mask_back(backend, to_host):
+    x_host = np.random.default_rng(0).standard_normal((200, 50))
+    layer = Dropout(0.3, seed=7)
+    y = to_host(layer.forward(backend.asarray(x_host)))
+    mask = to_host(layer.mask).astype(bool)
+    np.testing.assert_array_equal(y, np.where(mask, x_host, 0.0))
+    assert abs(mask.mean() - 0.7) < 0.01  # 10,000 draws: sd 0.0046
+    dout = np.arange(x_host.size, dtype=float).reshape(x_host.shape)
+    dx = to_host(layer.backward(backend.asarray(dout)))
+    np.testing.assert_array_equal(dx, np.where(mask, dout, 0.0))
+    # Inference scales instead of dropping, as the book does.
+    np.testing.assert_allclose(
+        to_host(layer.forward(backend.asarray(x_host), train_flg=False)),
+        x_host * 0.7,
+        rtol=1e-15,
+    )
+
+
+def test_dropout_masks_are_the_same_on_every_backend(backend, to_host):
+    shape = (4, 33)
+    masks = []
+    for be in (B.get_backend("numpy"), backend):
+        layer = Dropout(0.5, seed=123)
+        x = be.asarray(np.ones(shape))
+        masks.append([to_host(layer.forward(x)) for _ in range(3)])
+        assert layer.counter == 3
+    np.testing.assert_array_equal(masks[0], masks[1])
+    assert not np.array_equal(masks[0][0], masks[0][1])  # a new mask per call
+
+
+def test_dropout_hold_reuses_the_mask_and_ratio_zero_keeps_all(backend, to_host):
+    x = backend.asarray(np.ones((3, 8)))
+    layer = Dropout(0.5, seed=1)
+    first = to_host(layer.forward(x))
+    layer.hold = True
+    np.testing.assert_array_equal(to_host(layer.forward(x)), first)
+    assert layer.counter == 1
+    np.testing.assert_array_equal(to_host(Dropout(0.0).forward(x)), np.ones((3, 8)))
+
+
+@pytest.mark.parametrize("ratio", [-0.1, 1.0, 1.5, "half", None, True])
+def test_dropout_ratio_outside_0_1_is_a_one_line_error(ratio):
+    with pytest.raises(ValueError, match=r"dropout ratio must be a number in \[0, 1\)"):
+        Dropout(ratio)
+
+
+# -- chapter 6: Batch Normalization ------------------------------------------
+
+
+def _bn(backend, width, seed=0, **kwargs):
+    rng = np.random.default_rng(seed)
+    gamma = backend.asarray(rng.uniform(0.5, 1.5, width))
+    beta = backend.asarray(rng.standard_normal(width))
+    return BatchNormalization(gamma, beta, **kwargs), gamma, beta
+
+
+def test_batchnorm_by_hand(backend, to_host):
+    gamma, beta = backend.asarray([1.0, 2.0]), backend.asarray([0.0, 1.0])
+    layer = BatchNormalization(gamma, beta)
+    x = backend.asarray([[1.0, 2.0], [3.0, 6.0]])
+    # mu = (2, 4), var = (1, 4): xn = (+-1/sqrt(1 + 1e-6), +-2/sqrt(4 + 1e-6)).
+    out = to_host(layer.forward(x))
+    a, b = 1 / math.sqrt(1 + 1e-6), 2 / math.sqrt(4 + 1e-6)
+    np.testing.assert_allclose(out, [[-a, 1 - 2 * b], [a, 1 + 2 * b]], rtol=1e-14)
+    np.testing.assert_allclose(to_host(layer.running_mean), [0.2, 0.4], rtol=1e-14)
+    np.testing.assert_allclose(to_host(layer.running_var), [0.1, 0.4], rtol=1e-14)
+    # Inference reads the running statistics.
+    test = to_host(layer.forward(backend.asarray([[0.2, 0.4]]), train_flg=False))
+    np.testing.assert_allclose(test, [[0.0, 1.0]], atol=1e-15)
+    dout = backend.asarray([[1.0, 0.0], [0.0, 0.0]])
+    layer.forward(x)
+    layer.backward(dout)
+    np.testing.assert_allclose(to_host(layer.dbeta), [1.0, 0.0])
+    np.testing.assert_allclose(to_host(layer.dgamma), [-a, 0.0], rtol=1e-14)
+
+
+def test_batchnorm_gradient_check_on_x(backend):
+    layer, _, _ = _bn(backend, 4)
+    x = np.random.default_rng(3).standard_normal((5, 4)) * 3 + 1
+    _weighted_sum_check(backend, layer, x)
+
+
+@pytest.mark.parametrize("which", ["gamma", "beta"])
+def test_batchnorm_gradient_check_on_gamma_and_beta(backend, to_host, which):
+    layer, gamma, beta = _bn(backend, 3)
+    x = backend.asarray(np.random.default_rng(4).standard_normal((6, 3)))
+    w = backend.asarray(np.random.default_rng(5).standard_normal((6, 3)))
+    xp = B.get_array_module(x)
+    layer.forward(x)
+    layer.backward(w)
+    analytic = to_host(layer.dgamma if which == "gamma" else layer.dbeta)
+    param = gamma if which == "gamma" else beta
+    numeric = to_host(
+        B.numerical_gradient(lambda _p: xp.sum(layer.forward(x) * w), param)
+    )
+    np.testing.assert_allclose(analytic, numeric, rtol=1e-7, atol=1e-9)
+
+
+def test_batchnorm_flattens_images_and_keeps_the_shape(backend):
+    layer, _, _ = _bn(backend, 6)
+    x = backend.asarray(np.random.default_rng(0).standard_normal((4, 2, 3)))
+    out = layer.forward(x)
+    assert out.shape == (4, 2, 3)
+    assert layer.backward(out).shape == (4, 2, 3)
+
+
+def test_batchnorm_batch_of_one_in_training_is_a_one_line_error(backend):
+    layer, _, _ = _bn(backend, 3)
+    with pytest.raises(ValueError, match="2 or more samples per batch, got 1"):
+        layer.forward(backend.asarray(np.ones((1, 3))))
+    assert layer.forward(backend.asarray(np.ones((1, 3))), train_flg=False).shape == (
+        1,
+        3,
+    )

@@ -85,6 +85,8 @@ def test_help_documents_every_flag_with_its_default(cli_env):
         "--device", "--dataset", "--data-dir", "--hidden-size", "--activation",
         "--iters", "--epochs", "--batch-size", "--lr", "--grad", "--dtype",
         "--seed", "--eval-every", "--out", "--resume", "--quiet",
+        "--hidden-sizes", "--optimizer", "--weight-init", "--weight-decay",
+        "--dropout", "--batchnorm",
     ):  # fmt: skip
         assert flag in text
     for default in (
@@ -111,6 +113,17 @@ def test_help_documents_every_flag_with_its_default(cli_env):
         (["--dataset", "cifar"], "--dataset: invalid choice"),
         (["--iters", "5", "--epochs", "1"], "not allowed with argument"),
         (["--resume"], "--resume without RUN needs --out"),
+        (["--hidden-sizes", "100,0"], "--hidden-sizes: every hidden layer width"),
+        (["--hidden-sizes", "100,x"], "--hidden-sizes: '100,x' is not a comma"),
+        (["--hidden-sizes", ""], "--hidden-sizes: '' is not a comma"),
+        (["--hidden-size", "5", "--hidden-sizes", "5,5"], "not allowed with"),
+        (["--optimizer", "adamw"], "--optimizer: invalid choice: 'adamw'"),
+        (["--weight-init", "lecun"], "--weight-init: 'lecun' is neither a number"),
+        (["--weight-init", "-1"], "--weight-init: must be a positive number"),
+        (["--weight-decay", "-0.1"], "--weight-decay: must be a number >= 0"),
+        (["--dropout", "1"], "--dropout: must be a number in [0, 1)"),
+        (["--dropout", "-0.5"], "--dropout: must be a number in [0, 1)"),
+        (["--batchnorm", "--batch-size", "1"], "batchnorm needs a batch size of 2"),
     ],
 )
 def test_bad_flags_give_one_line_and_exit_2(cli_env, tmp_path, args, needle):
@@ -180,6 +193,10 @@ def _newer_version(path: Path) -> None:
         (_newer_version, [], "newer than this xpnet"),
         (None, ["--hidden-size", "50"], "--hidden-size 50 differs"),
         (None, ["--lr", "0.5"], "--lr 0.5 differs"),
+        (None, ["--optimizer", "adam"], "--optimizer adam differs"),
+        (None, ["--hidden-sizes", "8,8"], "--hidden-sizes 8,8 differs"),
+        (None, ["--batchnorm"], "--batchnorm True differs"),
+        (None, ["--dropout", "0.5"], "--dropout 0.5 differs"),
     ],
 )
 def test_bad_resume_checkpoint(cli_env, tmp_path, damage, extra, needle):
@@ -368,3 +385,31 @@ def test_batch_size_comparison_example(cli_env, fashion, tmp_path):
     lines = [line for line in proc.stdout.splitlines() if line.startswith("batch")]
     assert [line.split(":")[0].split()[-1] for line in lines] == ["10", "100"]
     assert png.read_bytes()[:8] == PNG_MAGIC
+
+
+CH6_FLAGS = ["--hidden-sizes", "32,32", "--optimizer", "adam", "--weight-init", "he",
+             "--weight-decay", "0.0001", "--dropout", "0.1", "--batchnorm"]  # fmt: skip
+
+
+@pytest.mark.realdata
+def test_chapter6_flags_train_and_resume_bit_for_bit(cli_env, fashion, tmp_path):
+    common = [*CH6_FLAGS, "--device", "cpu", "--seed", 4, "--eval-every", 30,
+              "--batch-size", 50, "--quiet"]  # fmt: skip
+    full, part = tmp_path / "full", tmp_path / "part"
+    proc = train(*common, "--iters", 60, "--out", full, env=cli_env, data=fashion)
+    assert proc.returncode == 0, proc.stderr
+    m = read_metrics(full / METRICS_NAME)
+    assert m.test_acc[-1] > 0.5 and m.loss[-1] < m.loss[0]  # 60 Adam steps learn
+    ckpt = load_checkpoint(full)
+    assert ckpt.config["optimizer"] == "adam" and ckpt.config["lr"] == 0.001
+    assert ckpt.params["W3"].shape == (32, 10) and "gamma2" in ckpt.params
+    assert train(*common, "--iters", 25, "--out", part, env=cli_env,
+                 data=fashion).returncode == 0  # fmt: skip
+    proc = train("--resume", part, "--iters", 60, "--quiet", "--device", "cpu",
+                 "--optimizer", "adam", env=cli_env, data=fashion)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    a, b = checkpoint_params(full), checkpoint_params(part)
+    for key in a:
+        np.testing.assert_array_equal(a[key], b[key])
+    ma, mb = read_metrics(full / METRICS_NAME), read_metrics(part / METRICS_NAME)
+    assert ma.loss == mb.loss and len(mb.loss) == 60
