@@ -135,10 +135,10 @@ class Objective:
 
 def _is_stop(exc: Exception) -> bool:
     """Whether ``exc`` is the trainer stopping a run that is not learning."""
-    import nn
-    from nn.training.trainer import TrainingDiverged
+    import nn.training
 
-    stops = (TrainingDiverged, getattr(nn, "TrainingNotLearning", TrainingDiverged))
+    diverged = nn.training.TrainingDiverged
+    stops = (diverged, getattr(nn.training, "TrainingNotLearning", diverged))
     return isinstance(exc, stops)
 
 
@@ -158,22 +158,10 @@ def _config_kwargs(settings: SearchSettings, values: dict, seed: int) -> dict:
     }
     if values["lr"] is not None:
         kwargs["lr"] = values["lr"]
-    return kwargs
-
-
-# TEMP-COMPAT (not to commit): chapter 5's TrainConfig until chapter 6 merges.
-_orig_kwargs = _config_kwargs
-
-
-def _config_kwargs(settings, values, seed):  # noqa: F811
     from dataclasses import fields
 
     from nn.training.config import TrainConfig
 
-    kw = _orig_kwargs(settings, values, seed)
-    known = {f.name for f in fields(TrainConfig)}
-    if "hidden_sizes" not in known:
-        kw["hidden_size"] = kw["hidden_sizes"][0]
-        kw.setdefault("lr", 0.1)
-        kw["weight_init_std"] = 0.01
-    return {k: v for k, v in kw.items() if k in known}
+    if "allow_not_learning" not in {f.name for f in fields(TrainConfig)}:
+        del kwargs["allow_not_learning"]  # a trainer without the not-learning stop
+    return kwargs
