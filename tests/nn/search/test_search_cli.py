@@ -44,11 +44,11 @@ def _check_shared(study, trials: int, workers: int, epochs: int):
 @pytest.mark.parametrize("kind", ["sqlite", "journal"])
 def test_two_workers_share_one_study(search, tmp_path, kind):
     url = f"{kind}:///{tmp_path}/s.{'db' if kind == 'sqlite' else 'log'}"
-    # 10 short epochs a trial: long enough that both workers take some
-    args = ["--workers", "2", "--trials", "8", "--epochs", "10", "--storage", url]
+    # 30 short epochs a trial: long enough that both workers take some
+    args = ["--workers", "2", "--trials", "8", "--epochs", "30", "--storage", url]
     r = search(*args, "--out", "out")
     assert r.returncode == 0, r.stderr
-    _check_shared(_study(url), trials=8, workers=2, epochs=10)
+    _check_shared(_study(url), trials=8, workers=2, epochs=30)
     rows = list(csv.DictReader(open(tmp_path / "out" / "trials.csv")))
     assert sorted(int(r["number"]) for r in rows) == list(range(len(rows)))
     assert {"lr", "weight_decay", "val_acc_per_epoch", "worker", "seconds"} <= set(
