@@ -335,7 +335,7 @@ def run(args, prog: str = PROG) -> int:
     c = counts(study)
     say(
         "trials: "
-        + ", ".join(f"{c[k]} {k.lower()}" for k in sorted(c))
+        + (", ".join(f"{c[k]} {k.lower()}" for k in sorted(c)) or "none yet")
         + f" -> {csv_path}"
         + (f", {fig_path}" if drawn else "")
     )

@@ -129,6 +129,7 @@ class Objective:
             trial.set_user_attr("train_acc", reporter.train_acc)
             trial.set_user_attr("seconds", round(time.perf_counter() - start, 3))
         if result.interrupted:
+            trial.set_user_attr("stopped", "Ctrl-C")
             raise SearchInterrupted(f"trial {trial.number} stopped by Ctrl-C")
         return reporter.val_acc[-1]
 
