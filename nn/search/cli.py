@@ -320,6 +320,14 @@ def run(args, prog: str = PROG) -> int:
         f"space {settings.space}, {settings.sampler} sampler"
         + (f", {settings.prune} pruning" if settings.prune else "")
     )
+    if done < settings.trials:
+        from nn.training.arguments import RunFailed
+        from nn.training.cli import _select_device
+
+        try:
+            say(_select_device(settings.device)[1])
+        except RunFailed as exc:
+            raise UsageError(str(exc)) from None
     envs = worker_envs(n, settings.device, _gpus_for(settings.device))
     code = 0
     if done < settings.trials:
@@ -329,7 +337,7 @@ def run(args, prog: str = PROG) -> int:
     csv_path = report.write_csv(rows, args.out / report.CSV_NAME)
     fig_path = args.out / report.FIGURE_NAME
     try:
-        drawn = report.plot_best(rows, fig_path) is not None
+        drawn = report.plot_best(rows, fig_path, dataset=settings.dataset) is not None
     except ImportError:
         drawn = False
     c = counts(study)

@@ -95,12 +95,12 @@ def best_lines(rows: list[dict], settings, top: int = 5) -> list[str]:
     return lines
 
 
-def plot_best(rows: list[dict], path=None, top: int = GRAPH_DRAW_NUM):
+def plot_best(rows: list[dict], path=None, top: int = GRAPH_DRAW_NUM, dataset=None):
     """Figure 6-24: the best trials' validation (solid) and training (dashed)
     accuracy per epoch, ``COL_NUM`` to a row, as the book draws them.
 
     -> the matplotlib Figure (also written to ``path`` as PNG), or None when
-    no trial has completed.
+    no trial has completed. ``dataset``: named in the title.
     """
     from nn.figures import plot
 
@@ -121,7 +121,8 @@ def plot_best(rows: list[dict], path=None, top: int = GRAPH_DRAW_NUM):
         ax.plot(range(len(r["train_curve"])), r["train_curve"], "--")
     for ax in axes[len(best) :]:
         ax.set_axis_off()
-    fig.suptitle("validation (solid) and training (dashed) accuracy per epoch")
+    title = "validation (solid) and training (dashed) accuracy per epoch"
+    fig.suptitle(f"{dataset}: {title}" if dataset else title)
     if path is not None:
         plot.save_figure(fig, path)
     return fig

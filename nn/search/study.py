@@ -115,11 +115,10 @@ def finished(study) -> int:
     return c.get("COMPLETE", 0) + c.get("PRUNED", 0)
 
 
-def worker_seed(settings, index: int, started: int) -> int:
-    """A sampler seed distinct per worker and per command (restarts included),
-    so workers never draw the same values."""
-    key = f"{settings.seed}:{index}:{started}:{settings.study}".encode()
-    return zlib.crc32(key)
+def worker_seed(settings, worker: str) -> int:
+    """A sampler seed distinct per worker (``worker``: its host, process and
+    index), so workers, restarts and machines never draw the same values."""
+    return zlib.crc32(f"{settings.seed}:{worker}:{settings.study}".encode())
 
 
 def _show(value) -> str:

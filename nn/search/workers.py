@@ -88,9 +88,8 @@ def run_worker(settings, index: int, env: dict, stop=None, data=None, barrier=No
     require_optuna()
     be, _line = _select_device(settings.device)
     storage = open_storage(settings.storage, settings.heartbeat)
-    started = len(storage.get_all_studies())
-    key = f"{socket.gethostname()}:{os.getpid()}:{index}:{started}"
-    study = open_study(storage, settings, worker_seed=worker_seed(settings, 0, key))
+    key = f"{socket.gethostname()}:{os.getpid()}:{index}"
+    study = open_study(storage, settings, worker_seed=worker_seed(settings, key))
     name = f"{socket.gethostname()}/{index}"
     objective = Objective(settings, worker=name, backend=be, split=data)
 
