@@ -78,7 +78,7 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
         description="Search hyper-parameters as section 6.5 of 'Deep Learning from "
         "Scratch' does, on Optuna: the defaults sample the learning rate in "
         "10^[-6,-2] and the weight decay in 10^[-8,-4] for 100 trials of 50 epochs "
-        "of the 784-100x6-10 network on 500 training images, 20%% of them held out "
+        "of the 784-100x6-10 network on 500 training images, 20% of them held out "
         "for validation (never the test set).",
     )
     a = p.add_argument
