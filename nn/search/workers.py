@@ -96,6 +96,7 @@ def run_worker(settings, index: int, env: dict, stop=None, data=None, barrier=No
     def guarded(trial):
         if _ahead(study, trial.number) >= settings.trials:
             trial.set_user_attr("surplus", True)
+            trial.set_user_attr("host_pid", f"{socket.gethostname()}:{os.getpid()}")
             raise Surplus(f"trial {trial.number} is beyond --trials {settings.trials}")
         return objective(trial)
 
