@@ -304,16 +304,20 @@ def run(args, prog: str = PROG) -> int:
     except (StorageError, StudyError) as exc:
         raise UsageError(str(exc)) from None
     from nn.search.objective import split_data
+    from nn.training.arguments import RunFailed
+    from nn.training.cli import _select_device
 
-    try:  # before the study is touched: a data problem writes nothing
+    try:  # before the study is touched: a data or device problem writes nothing
         data = split_data(settings)
-    except ValueError as exc:
+        be, device_line = _select_device(settings.device)
+    except (ValueError, RunFailed) as exc:
         raise UsageError(str(exc)) from None
     except OSError as exc:
         raise UsageError(f"cannot load {settings.dataset}: {exc}") from None
     study = open_study(storage, settings, create=not exists)
     done = finished(study)
-    n = args.workers or _gpus_for(settings.device) or 1
+    gpus = 0 if be.on_host else int(be.xp.cuda.runtime.getDeviceCount())
+    n = args.workers or gpus or 1
     say(
         f"study {settings.study!r} ({_where(settings.storage)}): {done} of "
         f"{settings.trials} trials finished; {n} worker{'s' * (n > 1)}, "
@@ -321,14 +325,8 @@ def run(args, prog: str = PROG) -> int:
         + (f", {settings.prune} pruning" if settings.prune else "")
     )
     if done < settings.trials:
-        from nn.training.arguments import RunFailed
-        from nn.training.cli import _select_device
-
-        try:
-            say(_select_device(settings.device)[1])
-        except RunFailed as exc:
-            raise UsageError(str(exc)) from None
-    envs = worker_envs(n, settings.device, _gpus_for(settings.device))
+        say(device_line)
+    envs = worker_envs(n, settings.device, gpus)
     code = 0
     if done < settings.trials:
         code = _run_workers(settings, envs, run_worker, start_workers, say, data)
@@ -393,18 +391,6 @@ def _interrupt(proc) -> None:
         os.kill(proc.pid, signal.SIGINT)
     except ProcessLookupError:
         pass
-
-
-def _gpus_for(device: str) -> int:
-    """Visible GPUs when ``device`` is cuda, else 0."""
-    if device not in ("cuda", "cupy"):
-        return 0
-    try:
-        import cupy
-
-        return int(cupy.cuda.runtime.getDeviceCount())
-    except Exception:
-        return 0
 
 
 def _where(url: str) -> str:

@@ -25,8 +25,7 @@ def split_data(settings: SearchSettings, data=None):
     x: (N, 784) float32 host arrays, t: (N,) labels. ``data``: the loaded
     ``((x_train, t_train), (x_test, t_test))``, else loaded from the settings.
     """
-    import numpy as np
-
+    import backend as B
     from nn.training.data import load_data
 
     if data is None:
@@ -38,7 +37,7 @@ def split_data(settings: SearchSettings, data=None):
             f"images of {settings.dataset}; give at most {len(x)}"
         )
     x, t = x[: settings.train_size], t[: settings.train_size]
-    order = np.random.default_rng(settings.seed).permutation(len(x))
+    order = B.default_rng(settings.seed).permutation(len(x))
     x, t = x[order], t[order]
     n_val = int(len(x) * settings.validation)
     if n_val < 1 or n_val >= len(x):

@@ -4,9 +4,9 @@
 other machines adds theirs to the same study through its storage. A worker
 asks the storage for its next trial, so no two workers ever run the same one.
 Each worker's BLAS and Numba threads are pinned to its share of the cores
-(N workers on N cores: one thread each), set in the environment before the
-worker imports NumPy or Numba and again through threadpoolctl and
-``numba.set_num_threads``. With ``--device cuda`` each worker sees one GPU
+(N workers on N cores: one thread each), set in the environment a spawned
+worker starts with (``NUMBA_NUM_THREADS``, ``OMP_NUM_THREADS``, ...) and again
+through threadpoolctl. With ``--device cuda`` each worker sees one GPU
 (``CUDA_VISIBLE_DEVICES``), round-robin over the visible ones.
 """
 
@@ -48,17 +48,16 @@ def worker_envs(n: int, device: str, gpus: int = 0) -> list[dict]:
 
 
 def pin_threads(threads: int) -> None:
-    """Limit this process's BLAS and Numba thread pools to ``threads``."""
+    """Limit this process's BLAS thread pools to ``threads`` (threadpoolctl).
+
+    Numba's pool is sized by ``NUMBA_NUM_THREADS`` when Numba loads, which a
+    spawned worker has in its environment from its first instruction.
+    """
     try:
         from threadpoolctl import threadpool_limits
     except ImportError:
-        pass
-    else:
-        threadpool_limits(limits=threads)  # kept for the life of the process
-    if "numba" in sys.modules or _importable("numba"):
-        import numba
-
-        numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+        return
+    threadpool_limits(limits=threads)  # kept for the life of the process
 
 
 def run_worker(settings, index: int, env: dict, stop=None, data=None, barrier=None):
@@ -187,9 +186,3 @@ def _ahead(study, number: int) -> int:
     return sum(
         t.number < number for t in study.get_trials(deepcopy=False, states=states)
     )
-
-
-def _importable(name: str) -> bool:
-    import importlib.util
-
-    return importlib.util.find_spec(name) is not None
