@@ -213,6 +213,15 @@ class Backend:
 
         updates.adam_update(self.xp, params, grads, ms, vs, lr_t, beta1, beta2)
 
+    def relu_forward(self, x) -> tuple:
+        """ReLU: (max(0, x), mask = x <= 0) for x of any shape (the book's mask)."""
+        mask = x <= 0
+        return self.xp.where(mask, self.xp.zeros((), dtype=x.dtype), x), mask
+
+    def relu_backward(self, dout, mask):
+        """dout where the unit fired (mask False), else 0."""
+        return self.xp.where(mask, self.xp.zeros((), dtype=dout.dtype), dout)
+
     def batchnorm_forward(self, x, gamma, beta) -> tuple:
         """Batch Normalization in training mode. x: (N, D); gamma, beta: (D,).
 

@@ -190,7 +190,10 @@ class MultiLayerNet:
                     running_var=xp.zeros(width, dtype=self.dtype),
                     backend=be,
                 )
-            self.layers[f"Activation_function{idx}"] = ACTIVATIONS[self.activation]()
+            activation = ACTIVATIONS[self.activation]
+            self.layers[f"Activation_function{idx}"] = (
+                activation(be) if activation is Relu else activation()
+            )
             if self.use_dropout:
                 self.layers[f"Dropout{idx}"] = Dropout(
                     self.dropout_ration, seed=dropout_seed + idx, backend=be

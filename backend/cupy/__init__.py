@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 
 from backend.base import Backend
-from backend.constants import CE_DELTA
+from backend.constants import CE_DELTA, OPT_EPS
 from backend.cupy.detect import (
     _cuda_version,
     _import_cupy,
@@ -27,6 +27,7 @@ from backend.cupy.detect import (
 )
 from backend.cupy.fused import FusedTwoLayer
 from backend.cupy.kernels import FusedSoftmax
+from backend.cupy.updates import FusedUpdates
 
 
 def _kind(a) -> str:
@@ -77,6 +78,7 @@ class CuPyBackend(Backend):
         self.xp = xp
         self.fused = FusedSoftmax(xp)
         self.fused_two_layer = FusedTwoLayer(xp)
+        self.fused_updates = FusedUpdates(xp)
 
     def describe(self) -> str:
         runtime = self.xp.cuda.runtime
@@ -242,6 +244,48 @@ class CuPyBackend(Backend):
                 params, x, t, activation, forward
             )
         return grads
+
+    # -- chapter 6: optimizers and Dropout (backend/cupy/updates.py) -------
+    # One launch per parameter array (no temporaries, no copy, no sync);
+    # anything the kernels do not cover takes the generic ``xp`` code.
+
+    def momentum_update(self, params, grads, vs, lr, momentum):
+        """As ``Backend.momentum_update``: one launch per parameter array."""
+        if not self.fused_updates.update(
+            "momentum", params, (grads, vs), (lr, momentum)
+        ):
+            super().momentum_update(params, grads, vs, lr, momentum)
+
+    def nesterov_update(self, params, grads, vs, lr, momentum):
+        """As ``Backend.nesterov_update``: one launch per parameter array."""
+        scalars = (lr, momentum, momentum * momentum, (1 + momentum) * lr)
+        if not self.fused_updates.update("nesterov", params, (grads, vs), scalars):
+            super().nesterov_update(params, grads, vs, lr, momentum)
+
+    def adagrad_update(self, params, grads, hs, lr):
+        """As ``Backend.adagrad_update``: one launch per parameter array."""
+        if not self.fused_updates.update("adagrad", params, (grads, hs), (lr, OPT_EPS)):
+            super().adagrad_update(params, grads, hs, lr)
+
+    def rmsprop_update(self, params, grads, hs, lr, decay_rate):
+        """As ``Backend.rmsprop_update``: one launch per parameter array."""
+        scalars = (lr, decay_rate, 1 - decay_rate, OPT_EPS)
+        if not self.fused_updates.update("rmsprop", params, (grads, hs), scalars):
+            super().rmsprop_update(params, grads, hs, lr, decay_rate)
+
+    def adam_update(self, params, grads, ms, vs, lr_t, beta1, beta2):
+        """As ``Backend.adam_update``: one launch per parameter array, where
+        CuPy's generic code launches eight with a temporary each."""
+        scalars = (lr_t, 1 - beta1, 1 - beta2, OPT_EPS)
+        if not self.fused_updates.update("adam", params, (grads, ms, vs), scalars):
+            super().adam_update(params, grads, ms, vs, lr_t, beta1, beta2)
+
+    def dropout_mask(self, shape, ratio, seed, counter):
+        """``Backend.dropout_mask``'s hash, bit for bit, in one launch."""
+        from backend.updates import dropout_keys, keep_threshold
+
+        keys = dropout_keys(seed, counter)
+        return self.fused_updates.dropout_mask(shape, keys, keep_threshold(ratio))
 
 
 #: What the shim's registry instantiates for this backend.

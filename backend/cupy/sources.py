@@ -115,6 +115,21 @@ SIGNATURES = {
             "double",
         ),
     },
+    "updates.cu": {
+        "momentum": ("T*", "const T*", "T*", "long long", "T", "T"),
+        "nesterov": ("T*", "const T*", "T*", "long long", "T", "T", "T", "T"),
+        "adagrad": ("T*", "const T*", "T*", "long long", "T", "T"),
+        "rmsprop": ("T*", "const T*", "T*", "long long", "T", "T", "T", "T"),
+        "adam": ("T*", "const T*", "T*", "T*", "long long", "T", "T", "T", "T"),
+        "dropout_mask": (
+            "unsigned char*",
+            "long long",
+            "long long",
+            "long long",
+            "long long",
+            "long long",
+        ),
+    },
 }
 
 #: Dtype suffixes each file is instantiated for (the gradient runs in double).
@@ -123,6 +138,7 @@ SUFFIXES = {
     "two_layer_step.cu": ("f32", "f64"),
     "two_layer_eval.cu": ("f32", "f64"),
     "two_layer_numgrad.cu": ("f64",),
+    "updates.cu": ("f32", "f64"),
 }
 DTYPE_SUFFIX = {"float32": "f32", "float64": "f64"}
 
@@ -139,9 +155,17 @@ def module_source(filename: str) -> str:
     return common + "\n" + (SOURCE_DIR / filename).read_text()
 
 
+#: Kernels instantiated once, under their own suffix (not per dtype).
+SINGLE = {"dropout_mask": "u8"}
+
+
 def kernel_names(filename: str) -> list[str]:
     """Entry points of one source file, e.g. ``step_rows_f32``."""
-    return [f"{k}_{s}" for k in SIGNATURES[filename] for s in SUFFIXES[filename]]
+    return [
+        f"{k}_{SINGLE[k]}" if k in SINGLE else f"{k}_{s}"
+        for k in SIGNATURES[filename]
+        for s in ((None,) if k in SINGLE else SUFFIXES[filename])
+    ]
 
 
 def launch_shape(items: int) -> tuple[tuple[int], tuple[int]]:

@@ -63,7 +63,7 @@ def test_host_build_is_warning_free_and_signatures_match(filename):
     from the source by the stand-in) are the ones sources.SIGNATURES lists."""
     module = HostModule(S.module_source(filename), werror=True)
     assert sorted(module.kernels) == sorted(S.kernel_names(filename))
-    ctypes = {"f32": "float", "f64": "double"}
+    ctypes = {"f32": "float", "f64": "double", "u8": "unsigned char"}
     for name, params in module.kernels.items():
         kernel, suffix = name.rsplit("_", 1)
         want = [_typed(k, ctypes[suffix]) for k in S.SIGNATURES[filename][kernel]]
