@@ -4,7 +4,8 @@
 
 One search of 20 trials with the book's section 6.5 settings (500 images,
 20% validation, 784-100x6-10 ReLU, SGD, batch 100) at 10 epochs each, run by
-``xpnet-search`` on 1 and then 2 workers (fresh studies; each worker samples
+``xpnet-search`` on 1 worker (all cores' threads), 1 worker of 1 thread, and 2
+workers (fresh studies; each worker samples
 its own values, and a trial's cost does not depend on them), then the book's
 NumPy loop (bench/book_search.py) on the 1-worker run's 20 values and the
 same split. Times are wall clock for the
@@ -29,18 +30,21 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 
 
-def run_search(workers: int, args, folder: Path) -> dict:
-    out = folder / f"workers-{workers}"
+def run_search(workers: int, args, folder: Path, threads: int | None = None) -> dict:
+    out = folder / f"workers-{workers}-threads-{threads}"
     cmd = [sys.executable, "-m", "nn.search", "--trials", str(args.trials)]
     cmd += ["--epochs", str(args.epochs), "--dataset", args.dataset, "--quiet"]
     cmd += ["--device", args.device, "--workers", str(workers), "--out", str(out)]
     if args.data_dir:
         cmd += ["--data-dir", args.data_dir]
     env = {**os.environ, "PYTHONPATH": str(ROOT), "MPLBACKEND": "Agg"}
+    if threads:  # Numba's and BLAS's pools, sized when they load
+        env.update(NUMBA_NUM_THREADS=str(threads), OMP_NUM_THREADS=str(threads))
+        env.update(OPENBLAS_NUM_THREADS=str(threads))
     start = time.perf_counter()
     subprocess.run(cmd, check=True, env=env, stdout=subprocess.DEVNULL)
     wall = time.perf_counter() - start
-    rows = list(csv.DictReader(open(out / "trials.csv")))
+    rows = [r for r in csv.DictReader(open(out / "trials.csv")) if r["lr"]]
     return {
         "wall": wall,
         "trial_seconds": sum(float(r["seconds"]) for r in rows),
@@ -79,6 +83,7 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
         one = run_search(1, args, Path(tmp))
+        single = run_search(1, args, Path(tmp), threads=1)
         two = run_search(2, args, Path(tmp))
     book = run_book(one["values"], args)
     when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
@@ -91,17 +96,26 @@ def main(argv=None) -> int:
         "|---|---:|---:|---:|",
         f"| book's NumPy loop (sequential) | {book['wall']:.1f} | | 1.00x |",
     ]
-    for name, r in (("xpnet-search, 1 worker", one), ("xpnet-search, 2 workers", two)):
+    runs = (
+        (f"xpnet-search, 1 worker ({os.cpu_count()} threads)", one),
+        ("xpnet-search, 1 worker (1 thread)", single),
+        ("xpnet-search, 2 workers (1 thread each)", two),
+    )
+    for name, r in runs:
         table.append(
             f"| {name} | {r['wall']:.1f} | {r['trial_seconds']:.1f} | "
             f"{book['wall'] / r['wall']:.2f}x |"
         )
-    table.append(f"\nspeed-up of 2 workers over 1: {one['wall'] / two['wall']:.2f}x")
+    table.append(
+        f"\nspeed-up of 2 workers over 1 worker: {one['wall'] / two['wall']:.2f}x "
+        f"(over 1 worker of 1 thread: {single['wall'] / two['wall']:.2f}x)"
+    )
     text = "\n".join(table)
     print(text)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "search_speed.md").write_text(text + "\n")
-    raw = {"one": one, "two": two, "book": book, "when": when, "machine": machine}
+    raw = {"one": one, "single": single, "two": two, "book": book}
+    raw.update(when=when, machine=machine, load=os.getloadavg())
     (args.out / "search_speed.json").write_text(json.dumps(raw, indent=1))
     return 0
 
