@@ -71,7 +71,9 @@ def run_worker(settings, index: int, env: dict, stop=None, data=None, barrier=No
     the trials.
     """
     os.environ.update(env)
-    pin_threads(int(env.get("NUMBA_NUM_THREADS", "1")))
+    threads = int(env.get("NUMBA_NUM_THREADS", "1"))
+    if threads < (os.cpu_count() or 1):  # a share of the cores; never raise a limit
+        pin_threads(threads)
     from nn.search.objective import Objective, SearchInterrupted
     from nn.search.storage import (
         fail_dead_trials,
