@@ -44,8 +44,10 @@ def _check_shared(study, trials: int, workers: int, epochs: int):
 @pytest.mark.parametrize("kind", ["sqlite", "journal"])
 def test_two_workers_share_one_study(search, tmp_path, kind):
     url = f"{kind}:///{tmp_path}/s.{'db' if kind == 'sqlite' else 'log'}"
-    # 30 short epochs a trial: long enough that both workers take some
+    # trials of about half a second (a worker's first access to a journal can
+    # take a second): long enough that both workers take some
     args = ["--workers", "2", "--trials", "8", "--epochs", "30", "--storage", url]
+    args += ["--train-size", "1000", "--hidden-sizes", "100,100"]
     r = search(*args, "--out", "out")
     assert r.returncode == 0, r.stderr
     _check_shared(_study(url), trials=8, workers=2, epochs=30)
