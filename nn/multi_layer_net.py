@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import numbers
 from collections import OrderedDict
 
@@ -15,66 +14,20 @@ from nn.layers import (
     Sigmoid,
     SoftmaxWithLoss,
 )
+from nn.network_args import (
+    check_hidden_sizes,
+    check_weight_decay,
+    check_weight_init,
+    init_scale,
+)
+from nn.network_state import NetworkState
 
 ACTIVATIONS = {"relu": Relu, "sigmoid": Sigmoid}
-#: ``weight_init_std`` names: He's sqrt(2 / n) and Xavier's sqrt(1 / n).
-INIT_SCALES = {"relu": 2.0, "he": 2.0, "sigmoid": 1.0, "xavier": 1.0}
 #: Rows per forward pass of ``count_correct`` (bounds memory).
 EVAL_CHUNK = 10000
 
 
-def check_hidden_sizes(sizes) -> tuple[int, ...]:
-    """``sizes`` as a tuple of positive ints, else a one-line ``ValueError``."""
-    if isinstance(sizes, (str, bytes)) or not hasattr(sizes, "__iter__"):
-        raise ValueError(
-            f"hidden_size_list must be a list of layer widths such as [100, 100], "
-            f"got {sizes!r}"
-        )
-    sizes = tuple(sizes)
-    if not sizes:
-        raise ValueError(
-            "hidden_size_list is empty; give at least one hidden layer width, "
-            "such as [100]"
-        )
-    for s in sizes:
-        if not isinstance(s, numbers.Integral) or isinstance(s, bool) or s < 1:
-            raise ValueError(
-                f"hidden layer widths must be positive integers, got {s!r} in "
-                f"{list(sizes)}"
-            )
-    return tuple(int(s) for s in sizes)
-
-
-def check_weight_init(value):
-    """A finite number >= 0, or one of ``INIT_SCALES`` (lower-cased)."""
-    if isinstance(value, str):
-        key = value.lower()
-        if key not in INIT_SCALES:
-            raise ValueError(
-                f"unknown weight initialisation {value!r}; give a number or one "
-                f"of {', '.join(INIT_SCALES)}"
-            )
-        return key
-    ok = isinstance(value, numbers.Real) and not isinstance(value, bool)
-    if not (ok and math.isfinite(value) and value >= 0):
-        raise ValueError(
-            f"weight_init_std must be a number >= 0 or one of "
-            f"{', '.join(INIT_SCALES)}, got {value!r}"
-        )
-    return float(value)
-
-
-def check_weight_decay(value) -> float:
-    ok = isinstance(value, numbers.Real) and not isinstance(value, bool)
-    if not (ok and math.isfinite(value) and value >= 0):
-        raise ValueError(
-            f"weight decay lambda must be a finite number >= 0 (0 is off), "
-            f"got {value!r}"
-        )
-    return float(value)
-
-
-class MultiLayerNet:
+class MultiLayerNet(NetworkState):
     """(Affine -> activation) per hidden layer, then Affine -> SoftmaxWithLoss.
 
     ``params``: ``W1`` (input_size, h1), ``b1`` (h1,), ... ``Wk`` (h_last,
@@ -164,9 +117,7 @@ class MultiLayerNet:
         sizes = [self.input_size, *self.hidden_size_list, self.output_size]
         be, xp = self.backend, self.backend.xp
         for idx in range(1, len(sizes)):
-            scale = weight_init_std
-            if isinstance(scale, str):
-                scale = math.sqrt(INIT_SCALES[scale] / sizes[idx - 1])
+            scale = init_scale(weight_init_std, sizes[idx - 1])
             self.params[f"W{idx}"] = be.random_normal(
                 (sizes[idx - 1], sizes[idx]), scale, self.dtype, self.rng
             )
@@ -246,8 +197,9 @@ class MultiLayerNet:
 
         t: (N,) integer labels or (N, output_size) one-hot.
         """
-        y = self.predict(x, train_flg)
-        return self.last_layer.forward(y, t) + self._decay()
+        loss = self.last_layer.forward(self.predict(x, train_flg), t)
+        # Without decay, no addition (on a GPU it would be one more launch).
+        return loss + self._decay() if self.weight_decay_lambda else loss
 
     def accuracy(self, x, t) -> float:
         """Fraction of rows of x whose arg-max score (inference mode) is the label."""
@@ -327,50 +279,3 @@ class MultiLayerNet:
         grads = self.gradient(x, t)
         optimizer.update(self.params, grads)
         return self._last_loss
-
-    def state_dict(self) -> dict:
-        """What is not a parameter but a checkpoint needs: ``{"buffers":
-        {"running_mean1": (h1,), "running_var1": ..., ...}, "dropout":
-        [[seed, counter], ...]}`` (the live arrays)."""
-        buffers, dropout = {}, []
-        for key, layer in self.layers.items():
-            if isinstance(layer, BatchNormalization):
-                idx = key[len("BatchNorm") :]
-                buffers[f"running_mean{idx}"] = layer.running_mean
-                buffers[f"running_var{idx}"] = layer.running_var
-            elif isinstance(layer, Dropout):
-                dropout.append([layer.seed, layer.counter])
-        return {"buffers": buffers, "dropout": dropout}
-
-    def load_state_dict(self, state: dict) -> None:
-        """Restore what ``state_dict`` returned (arrays of any backend)."""
-        mine = self.state_dict()
-        drops = [la for la in self.layers.values() if isinstance(la, Dropout)]
-        dropout = state.get("dropout", [])
-        if set(state.get("buffers", {})) != set(mine["buffers"]) or len(dropout) != len(
-            drops
-        ):
-            raise ValueError(
-                f"the state holds {sorted(state.get('buffers', {}))} and "
-                f"{len(dropout)} dropout layers; this network has "
-                f"{sorted(mine['buffers'])} and {len(drops)}: it comes from "
-                "another network"
-            )
-        self._load_buffers(state["buffers"])
-        for layer, (seed, counter) in zip(drops, dropout, strict=True):
-            layer.seed, layer.counter, layer.mask = int(seed), int(counter), None
-
-    def _load_buffers(self, buffers: dict) -> None:
-        for key, layer in self.layers.items():
-            if isinstance(layer, BatchNormalization):
-                idx = key[len("BatchNorm") :]
-                for name in ("running_mean", "running_var"):
-                    value = buffers[f"{name}{idx}"]
-                    if tuple(value.shape) != (layer.gamma.shape[0],):
-                        raise ValueError(
-                            f"{name}{idx} has shape {tuple(value.shape)}, expected "
-                            f"({layer.gamma.shape[0]},): another network shape"
-                        )
-                    getattr(layer, name)[...] = self.backend.asarray(
-                        value, dtype=self.dtype
-                    )

@@ -130,6 +130,33 @@ SIGNATURES = {
             "long long",
         ),
     },
+    "batchnorm.cu": {
+        "batchnorm_forward": (
+            "const T*",
+            "const T*",
+            "const T*",
+            "T*",
+            "T*",
+            "T*",
+            "T*",
+            "T*",
+            "T*",
+            "long long",
+            "long long",
+            "T",
+        ),
+        "batchnorm_backward": (
+            "const T*",
+            "const T*",
+            "const T*",
+            "const T*",
+            "T*",
+            "T*",
+            "T*",
+            "long long",
+            "long long",
+        ),
+    },
 }
 
 #: Dtype suffixes each file is instantiated for (the gradient runs in double).
@@ -139,6 +166,7 @@ SUFFIXES = {
     "two_layer_eval.cu": ("f32", "f64"),
     "two_layer_numgrad.cu": ("f64",),
     "updates.cu": ("f32", "f64"),
+    "batchnorm.cu": ("f32", "f64"),
 }
 DTYPE_SUFFIX = {"float32": "f32", "float64": "f64"}
 
