@@ -12,6 +12,7 @@ through its storage (SQLite, a journal file, PostgreSQL or MySQL).
 - ``study``: creating and joining a study, samplers and pruners.
 - ``workers``: worker processes and their thread pinning.
 - ``report``: ``trials.csv``, the best trials and figure 6-24.
+- ``arguments``: the flags and their checks.
 - ``cli``: the command line.
 
 Optuna is imported only when a search runs (the ``search`` extra).
