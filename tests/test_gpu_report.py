@@ -4,6 +4,7 @@ that the one command meant for a GPU machine cannot rot without one."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -144,8 +145,10 @@ def test_the_loop_rows_warm_up_on_the_loops_own_code(monkeypatch):
 
 
 def test_the_peers_stage_stopped_at_its_budget_still_gives_a_report(tmp_path):
-    """The peers' driver interrupted while its workers start: it stops them,
-    and the report says the stage stopped, with no timings."""
+    """The peers' driver interrupted at its budget: it stops its workers, and
+    the report says the stage stopped and after how many timings (none when
+    the workers were still starting; on a fast machine some), with the table of
+    what finished or "No peer results"."""
     out = tmp_path / "gpu"
     cmd = [
         sys.executable, str(ROOT / "bench" / "gpu_report.py"), "--standin",
@@ -158,6 +161,12 @@ def test_the_peers_stage_stopped_at_its_budget_still_gives_a_report(tmp_path):
     report = json.loads((out / "report.json").read_text())
     peers = next(e for e in report["results"] if e["part"] == "peers")
     assert peers["status"] == "stopped"
-    assert peers["detail"].startswith("stopped at its budget (5 s) after 0 of ")
-    assert "No peer results" in (out / "report.md").read_text()
-    assert "No peer results" in proc.stdout  # the table is printed too
+    pattern = r"stopped at its budget \(5 s\) after (\d+) of (\d+|\?) "
+    got = re.match(pattern, peers["detail"])
+    assert got, peers["detail"]
+    assert got[2] == "?" or int(got[1]) <= int(got[2]), peers["detail"]
+    if int(got[1]) == 0:
+        assert "No peer results" in (out / "report.md").read_text()
+        assert "No peer results" in proc.stdout  # the table is printed too
+    else:
+        assert "No peer results" not in (out / "report.md").read_text()

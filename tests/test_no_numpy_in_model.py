@@ -29,6 +29,10 @@ REQUIRED = [
 HOST_SIDE = {
     "training/checkpoint.py",
     "figures/calculus.py",  # plot grids and contour values for matplotlib
+    "figures/chapter6.py",  # curves for matplotlib
+    # Chapter 6's experiments: batch indices drawn and loss curves smoothed on the
+    # host; the networks themselves run on the backend.
+    "figures/chapter6_runs.py",
     "data/idx.py",
     "data/mnist.py",
     "data/parsed.py",

@@ -10,6 +10,7 @@ from __future__ import annotations
 import signal
 import sys
 
+import backend as B
 from nn.search.arguments import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
@@ -43,13 +44,13 @@ def run(args, prog: str = PROG) -> int:
     except (StorageError, StudyError) as exc:
         raise UsageError(str(exc)) from None
     from nn.search.objective import split_data
-    from nn.training.arguments import RunFailed
-    from nn.training.cli import _select_device
 
     try:  # before the study is touched: a data or device problem writes nothing
         data = split_data(settings)
-        be, device_line = _select_device(settings.device)
-    except (ValueError, RunFailed) as exc:
+        be, device_line = B.select(settings.device)
+    except B.BackendUnavailableError as exc:
+        raise UsageError(f"--device {settings.device}: {exc}") from None
+    except ValueError as exc:
         raise UsageError(str(exc)) from None
     except OSError as exc:
         raise UsageError(f"cannot load {settings.dataset}: {exc}") from None

@@ -158,10 +158,4 @@ def _config_kwargs(settings: SearchSettings, values: dict, seed: int) -> dict:
     }
     if values["lr"] is not None:
         kwargs["lr"] = values["lr"]
-    from dataclasses import fields
-
-    from nn.training.config import TrainConfig
-
-    if "allow_not_learning" not in {f.name for f in fields(TrainConfig)}:
-        del kwargs["allow_not_learning"]  # a trainer without the not-learning stop
     return kwargs

@@ -19,6 +19,8 @@ import socket
 import sys
 import threading
 
+import backend as B
+
 THREAD_VARS = (
     "NUMBA_NUM_THREADS",
     "OMP_NUM_THREADS",
@@ -82,12 +84,11 @@ def run_worker(settings, index: int, env: dict, stop=None, data=None, barrier=No
         require_optuna,
     )
     from nn.search.study import finished, open_study, worker_seed
-    from nn.training.cli import _select_device
 
     if stop is None:
         stop = _StopFlag()
     require_optuna()
-    be, _line = _select_device(settings.device)
+    be, _line = B.select(settings.device)
     storage = open_storage(settings.storage, settings.heartbeat)
     key = f"{socket.gethostname()}:{os.getpid()}:{index}"
     study = open_study(storage, settings, worker_seed=worker_seed(settings, key))
