@@ -11,8 +11,10 @@ from __future__ import annotations
 import os
 import socket
 import time
+import warnings
 
 from nn.search.settings import SearchSettings, trial_seed, trial_values
+from nn.training.health import NotLearningWarning
 
 
 class SearchInterrupted(Exception):
@@ -118,7 +120,11 @@ class Objective:
         )
         start = time.perf_counter()
         try:
-            result = trainer.fit()
+            with warnings.catch_warnings():
+                # A trial whose values do not learn is a result of the search,
+                # recorded in trials.csv, not a warning for each one.
+                warnings.simplefilter("ignore", NotLearningWarning)
+                result = trainer.fit()
         except Exception as exc:
             if _is_stop(exc):  # a bad value is a result: score what it reached
                 trial.set_user_attr("stopped", str(exc))
