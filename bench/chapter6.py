@@ -19,6 +19,12 @@ backend, forward, backward, update) and a final device sync.
 
     python bench/chapter6.py --out runs/bench/chapter6-1.json
     python bench/run.py --only chapter6      # the same, through the suite's runner
+    python bench/chapter6.py --device gpu --rounds 1 --out ch6-gpu.json
+
+``--device gpu`` races xpnet on CuPy against PyTorch (eager) on CUDA and JAX
+on its GPU (a peer without a GPU is skipped with the reason); ``--standin``
+runs xpnet on the tests' CuPy stand-in and ``--peer-device cpu`` the peers on
+the CPU, a dry run of the GPU code for machines without one.
 
 The output has pytest-benchmark's JSON layout (group ``chapter6``) so
 ``report.py`` puts it next to the suite's results, with the headline ratio
@@ -42,8 +48,11 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 GROUP = "chapter6"
-CONTENDERS = ("numpy", "numba", "torch", "jax")
-XPNET = ("numpy", "numba")
+CONTENDERS = ("numpy", "numba", "cupy", "torch", "jax")
+XPNET = ("numpy", "numba", "cupy")
+#: Default contenders per --device.
+DEFAULTS = {"cpu": ("numpy", "numba", "torch", "jax"), "gpu": ("cupy", "torch", "jax")}
+STANDIN_RUNNER = ROOT / "tests" / "cupy_standin" / "run.py"
 CONFIGS = {"adam": False, "adam-bn": True}  # name -> Batch Normalization
 FULL = {"hidden": (100, 100, 100, 100), "batch": 128, "steps": 2000, "rows": None}
 SMOKE = {"hidden": (8, 8, 8, 8), "batch": 16, "steps": 20, "rows": 240}
@@ -76,8 +85,9 @@ def thread_env(threads: int | None) -> dict:
 class Remote:
     """A worker process and its line protocol."""
 
-    def __init__(self, name: str, data_dir, rows, threads: int | None = None):
-        cmd = [sys.executable, str(HERE / "chapter6_worker.py"), name]
+    def __init__(self, name, data_dir, rows, threads=None, device="cpu", standin=False):
+        cmd = [sys.executable] + [str(STANDIN_RUNNER)] * (standin and name == "cupy")
+        cmd += [str(HERE / "chapter6_worker.py"), name, "--device", device]
         cmd += ["--data-dir", str(data_dir)] if data_dir else []
         cmd += ["--rows", str(rows)] if rows else []
         self.name = name
@@ -162,7 +172,7 @@ def versions() -> dict:
     return out
 
 
-def entries(runs: dict, remotes: dict, setup: dict, threads=None) -> list[dict]:
+def entries(runs, remotes, setup, threads=None, device="cpu") -> list[dict]:
     """pytest-benchmark-like entries with the suite's extra_info fields."""
     import platform
 
@@ -174,7 +184,7 @@ def entries(runs: dict, remotes: dict, setup: dict, threads=None) -> list[dict]:
         info = {
             "variant": variant,
             "kind": kind,
-            "backend": name if kind == "xpnet" else f"{name}-cpu",
+            "backend": name if kind == "xpnet" else f"{name}-{device}",
             "dtype": "float32",
             "baseline": False,
             "reference": "torch" if name == "torch" else None,
@@ -254,9 +264,23 @@ def main(argv=None) -> int:
     parser.add_argument("--smoke", action="store_true", help="tiny sizes, 1 round")
     parser.add_argument("--data-dir", help="Fashion-MNIST folder")
     parser.add_argument(
+        "--device",
+        choices=("cpu", "gpu"),
+        default="cpu",
+        help="gpu: xpnet on CuPy, PyTorch and JAX on their GPU (default cpu)",
+    )
+    parser.add_argument(
+        "--peer-device",
+        choices=("cuda", "cpu"),
+        help="where PyTorch and JAX run with --device gpu (default cuda)",
+    )
+    parser.add_argument(
+        "--standin", action="store_true", help="xpnet's CuPy on the tests' stand-in"
+    )
+    parser.add_argument(
         "--contenders",
-        default=",".join(CONTENDERS),
-        help=f"comma-separated subset of {','.join(CONTENDERS)}",
+        help=f"comma-separated subset of {','.join(CONTENDERS)} (default: "
+        "numpy,numba,torch,jax; with --device gpu: cupy,torch,jax)",
     )
     parser.add_argument(
         "--threads",
@@ -265,7 +289,9 @@ def main(argv=None) -> int:
         "one per core); 1 compares single-core speed on a busy machine",
     )
     args = parser.parse_args(argv)
-    names = [n for n in args.contenders.split(",") if n]
+    names = [n for n in (args.contenders or ",".join(DEFAULTS[args.device])).split(",")]
+    names = [n for n in names if n]
+    peer_device = (args.peer_device or "cuda") if args.device == "gpu" else "cpu"
     unknown = sorted(set(names) - set(CONTENDERS))
     if unknown or not names:
         parser.error(f"--contenders: unknown {unknown}; choose from {CONTENDERS}")
@@ -284,7 +310,10 @@ def main(argv=None) -> int:
     remotes, skipped = {}, {}
     try:
         for name in names:
-            remote = Remote(name, data_dir, setup["rows"], args.threads)
+            device = peer_device if name in ("torch", "jax") else "cpu"
+            remote = Remote(
+                name, data_dir, setup["rows"], args.threads, device, args.standin
+            )
             if "skip" in remote.hello:
                 skipped[name] = remote.hello["skip"]
                 remote.close()
@@ -294,7 +323,7 @@ def main(argv=None) -> int:
     finally:
         for remote in remotes.values():
             remote.close()
-    result = entries(runs, remotes, setup, args.threads)
+    result = entries(runs, remotes, setup, args.threads, peer_device)
     for name, why in skipped.items():
         print(f"skipped {name}: {why}", file=sys.stderr)
     for e in sorted(
@@ -316,6 +345,7 @@ def main(argv=None) -> int:
     from report import write_atomic
 
     doc = {"benchmarks": result, "skipped": skipped, "machine_info": {}}
+    doc["device"] = {"xpnet": args.device, "peers": peer_device}
     write_atomic(args.out, json.dumps(doc, indent=1))
     bad = not_learning(result)
     if bad:

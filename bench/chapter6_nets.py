@@ -68,8 +68,10 @@ class TorchNet:
     """Linear (-> BatchNorm1d) -> ReLU per hidden layer, Linear, cross-entropy,
     ``torch.optim.Adam``. x: (N, D) float tensor, t: (N,) int64 labels."""
 
-    def __init__(self, torch, params: dict, batchnorm: bool, lr: float = LR):
-        self.torch = torch
+    def __init__(
+        self, torch, params: dict, batchnorm: bool, lr: float = LR, device="cpu"
+    ):
+        self.torch, self.device = torch, device
         nn = torch.nn
         n = layer_count(params)
         layers = []
@@ -91,7 +93,7 @@ class TorchNet:
                     bn.bias.copy_(torch.from_numpy(params[f"beta{i}"]))
                     layers.append(bn)
                 layers.append(nn.ReLU())
-        self.model = nn.Sequential(*layers).to(torch.float32).train()
+        self.model = nn.Sequential(*layers).to(torch.float32).to(device).train()
         self.optimizer = torch.optim.Adam(
             self.model.parameters(), lr=lr, betas=(BETA1, BETA2), eps=ADAM_EPS
         )
@@ -100,7 +102,7 @@ class TorchNet:
         return self.torch.nn.functional.cross_entropy(self.model(x), t)
 
     def indices(self, idx: np.ndarray):
-        return self.torch.from_numpy(idx)
+        return self.torch.from_numpy(idx).to(self.device)
 
     def train(self, x, t, rows) -> None:
         for idx in rows:
@@ -114,7 +116,9 @@ class TorchNet:
         return loss
 
     def sync(self) -> None:
-        pass  # eager CPU PyTorch has returned when each call returns
+        # Eager CPU PyTorch has returned when each call returns; CUDA queues.
+        if self.device != "cpu":
+            self.torch.cuda.synchronize()
 
     def step(self, x, t):
         """Forward, backward, Adam; returns the loss before the update (0-d)."""

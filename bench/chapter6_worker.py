@@ -1,10 +1,12 @@
 """A worker process of ``chapter6.py``: one contender, driven over stdin/stdout.
 
-    python bench/chapter6_worker.py NAME [--data-dir DIR] [--rows N]
+    python bench/chapter6_worker.py NAME [--data-dir DIR] [--rows N] [--device D]
 
-NAME is numpy, numba (xpnet's backends), torch or jax. The worker loads the
-training set once, answers one JSON line ``{"ready": info, "data": source}``
-(or ``{"skip": reason}`` when its library is missing), then serves JSON-line
+NAME is numpy, numba, cupy (xpnet's backends), torch or jax; ``--device cuda``
+puts PyTorch and JAX on their GPU (skipped, with the reason, without one).
+The worker loads the training set once, answers one JSON line
+``{"ready": info, "data": source}`` (or ``{"skip": reason}`` when its library
+or device is missing), then serves JSON-line
 commands ``{"config", "hidden", "batch", "steps", "seed"}`` with
 ``{"seconds", "cpu_seconds", "loss_before", "loss_after"}`` until ``"quit"``.
 """
@@ -53,20 +55,25 @@ def load_data(data_dir: str | None, rows: int | None):
 class Worker:
     """One contender in this process: its library's arrays and networks."""
 
-    def __init__(self, name: str, data_dir, rows):
-        self.name = name
+    def __init__(self, name: str, data_dir, rows, device: str = "cpu"):
+        self.name, self.device = name, device
         if name == "torch":
             from torch_reference import import_torch
 
             self.lib = import_torch()  # before backend, which sets OMP_WAIT_POLICY
             if self.lib is None:
                 raise ImportError("PyTorch is not installed (pip install torch)")
+            if device == "cuda" and not self.lib.cuda.is_available():
+                raise RuntimeError("PyTorch sees no CUDA device (a CPU-only build?)")
         elif name == "jax":
             from chapter6_nets import import_jax
 
             self.lib = import_jax()
             if self.lib is None:
                 raise ImportError('JAX is not installed (pip install "jax[cpu]")')
+            if device == "cuda":  # RuntimeError without a GPU: reported as skipped
+                gpu = self.lib.devices("gpu")[0]
+                self.lib.config.update("jax_default_device", gpu)
         else:
             import backend as B
 
@@ -79,7 +86,10 @@ class Worker:
 
     def _arrays(self, x, t):
         if self.name == "torch":
-            return self.lib.from_numpy(x), self.lib.from_numpy(t)
+            torch = self.lib
+            return torch.from_numpy(x).to(self.device), torch.from_numpy(t).to(
+                self.device
+            )
         if self.name == "jax":
             jnp = self.lib.numpy
             return jnp.asarray(x), jnp.asarray(t.astype(np.int32))
@@ -105,7 +115,7 @@ class Worker:
 
         params = he_params((784, *hidden, 10), CONFIGS[config], seed=seed)
         if self.name == "torch":
-            return TorchNet(self.lib, params, CONFIGS[config])
+            return TorchNet(self.lib, params, CONFIGS[config], device=self.device)
         if self.name == "jax":
             return JaxNet(self.lib, params, CONFIGS[config])
         return XpnetNet(self.lib, params, CONFIGS[config])
@@ -132,14 +142,14 @@ class Worker:
         }
 
 
-def worker_main(name: str, data_dir, rows) -> int:
+def worker_main(name: str, data_dir, rows, device: str = "cpu") -> int:
     """Serve JSON-line commands on stdin: {"config", "hidden", "batch", "steps",
     "seed"} -> {"seconds", "loss_before", "loss_after"}; "quit" ends."""
     sys.path.insert(0, str(HERE))
     out = sys.stdout
     sys.stdout = sys.stderr  # library chatter must not corrupt the protocol
     try:
-        worker = Worker(name, data_dir, rows)
+        worker = Worker(name, data_dir, rows, device)
     except Exception as exc:  # the driver reports the contender as skipped
         out.write(json.dumps({"skip": f"{type(exc).__name__}: {exc}"}) + "\n")
         out.flush()
@@ -157,11 +167,12 @@ def worker_main(name: str, data_dir, rows) -> int:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("name", choices=("numpy", "numba", "torch", "jax"))
+    parser.add_argument("name", choices=("numpy", "numba", "cupy", "torch", "jax"))
     parser.add_argument("--data-dir")
     parser.add_argument("--rows", type=int)
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     args = parser.parse_args(argv)
-    return worker_main(args.name, args.data_dir, args.rows)
+    return worker_main(args.name, args.data_dir, args.rows, args.device)
 
 
 if __name__ == "__main__":

@@ -19,7 +19,10 @@ printed at the start; ``--stage-seconds STAGE=S`` sets one):
 4. ``peers``: chapter 5's step, evaluation and whole run in xpnet, PyTorch
    (eager and CUDA graph) and JAX (jit and ``lax.scan``), alternated
    (``bench/gpu_peers.py``), with xpnet's time over each peer's.
-5. ``bench``: ``bench/gpu_rows.py``: the SGD step, chapter 5's run, the
+5. ``chapter6``: chapter 6's benchmark (``bench/chapter6.py --device gpu
+   --rounds 1``): xpnet on CuPy, PyTorch on CUDA and JAX on the GPU, with
+   and without Batch Normalization, into ``chapter6.json``.
+6. ``bench``: ``bench/gpu_rows.py``: the SGD step, chapter 5's run, the
    evaluation and the numerical gradient (loop and fast) on NumPy, Numba and
    CuPy, float32 and float64.
 
@@ -61,7 +64,14 @@ RESERVE = 10
 #: Most seconds between a stage's SIGINT and its SIGKILL.
 GRACE = 15
 #: Share of the budget each part may use, in order (what is left over passes on).
-SHARES = {"device": 0.04, "tests": 0.33, "cli": 0.13, "peers": 0.17, "bench": 0.33}
+SHARES = {
+    "device": 0.04,
+    "tests": 0.26,
+    "cli": 0.13,
+    "peers": 0.17,
+    "chapter6": 0.15,  # about 70 s of the 480
+    "bench": 0.25,
+}
 
 
 class Runner:
@@ -297,6 +307,17 @@ def part_peers(r: Runner, limit: float) -> Path:
     return log
 
 
+def part_chapter6(r: Runner, limit: float) -> None:
+    """Chapter 6's run in xpnet (CuPy), PyTorch and JAX (bench/chapter6.py)."""
+    out = r.out / "chapter6.json"
+    out.unlink(missing_ok=True)
+    # Not through the stand-in's runner: the script starts xpnet's worker so.
+    cmd = [sys.executable, str(HERE / "chapter6.py"), "--device", "gpu"]
+    cmd += ["--rounds", "1", "--out", str(out), "--peer-device", r.args.peer_device]
+    cmd += ["--smoke"] * r.args.smoke + ["--standin"] * r.args.standin
+    r.run("chapter6", "bench/chapter6.py --device gpu", cmd, limit)
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     started = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H-%M-%S")
@@ -330,6 +351,8 @@ def main(argv=None) -> int:
                 part_cli(r, data, limit)
             elif stage == "peers":
                 part_peers(r, limit)
+            elif stage == "chapter6":
+                part_chapter6(r, limit)
             elif stage == "bench":
                 part_bench(r, limit)
     finally:  # the report is written whatever happened, Ctrl-C included

@@ -114,6 +114,45 @@ def peers_table(peers_log: Path) -> list[str]:
     return lines
 
 
+def chapter6_table(path: Path) -> list[str]:
+    """Chapter 6's benchmark on the GPU (``chapter6.json``): medians per
+    configuration and xpnet's time over the best peer's."""
+    from chapter6 import CONFIGS, ratios
+
+    try:
+        doc = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return ["No chapter 6 results (see the chapter6 entry above)."]
+    runs = doc.get("benchmarks", [])
+    cols = sorted({e["params"]["variant"] for e in runs}, key=lambda v: v[:4] != "cupy")
+    where = doc.get("device", {})
+    size = runs[0]["extra_info"]["size"].rsplit(" ", 1)[0] if runs else "?"
+    lines = [
+        f"Wall time of the whole run, {size}, float32, Adam (median over the "
+        f"rounds; each library in its own process, alternated); xpnet on "
+        f"{where.get('xpnet', '?')}, the peers on {where.get('peers', '?')}.",
+        "",
+        "| configuration | " + " | ".join(cols) + " | xpnet / best peer |",
+        "|---|" + "---:|" * (len(cols) + 1),
+    ]
+    best = ratios(runs)
+    for config in CONFIGS:
+        times = {
+            e["params"]["variant"]: e["stats"]["median"]
+            for e in runs
+            if e["extra_info"]["config"] == config
+        }
+        ratio = f"{best[config][2]:.2f}x" if config in best else "-"
+        cells = [seconds(times.get(v)) for v in cols]
+        lines.append(f"| {config} | " + " | ".join(cells) + f" | {ratio} |")
+    skipped = doc.get("skipped", {})
+    return (
+        lines
+        + [""] * bool(skipped)
+        + [f"- {v} skipped: {why}" for v, why in sorted(skipped.items())]
+    )
+
+
 def write_report(r, data: dict, started: str, total: float, budgets: dict) -> bool:
     """Write ``report.md`` and ``report.json`` into ``r.out``; -> all passed."""
     passed = bool(r.results) and all(e["status"] == "passed" for e in r.results)
@@ -155,12 +194,15 @@ def write_report(r, data: dict, started: str, total: float, budgets: dict) -> bo
         md += ["", "### Failing tests", ""] + [f"- `{f}`" for f in failing]
     md += ["", "## xpnet, PyTorch and JAX on this device", ""]
     md += peers_table(r.out / "peers.jsonl")
+    md += ["", "## Chapter 6: xpnet, PyTorch and JAX on this device", ""]
+    md += chapter6_table(r.out / "chapter6.json")
     md += ["", "## CPU against GPU", ""] + bench_table(r.out / "rows.jsonl")
     md += [
         "",
         "Raw data: `report.json` (every command and its output tail), "
         "`tests.jsonl`, `rows.jsonl`, `peers.jsonl` (one line per test, row "
-        "and timing, written as they finished), `logs/` (full output).",
+        "and timing, written as they finished), `chapter6.json`, `logs/` "
+        "(full output).",
     ]
     (r.out / "report.md").write_text("\n".join(md) + "\n")
     raw = {

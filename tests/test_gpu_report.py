@@ -77,7 +77,7 @@ def test_a_stage_past_its_budget_keeps_and_reports_what_finished(tmp_path):
         sys.executable, str(ROOT / "bench" / "gpu_report.py"), "--standin",
         "--smoke", "--synthetic-data", "--out", str(out),
         "--tests-path", str(slow), "--stage-seconds", "tests=6",
-        "--skip", "cli", "--skip", "peers", "--skip", "bench",
+        "--skip", "cli", "--skip", "peers", "--skip", "bench", "--skip", "chapter6",
     ]  # fmt: skip
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 1, proc.stdout + proc.stderr
@@ -113,7 +113,7 @@ def test_the_budgets_fit_eight_minutes_and_are_printed():
         sys.path.remove(str(ROOT / "bench"))
     args = module.parse_args([])
     budgets = module.plan_budgets(args, list(module.SHARES))
-    assert list(budgets) == ["device", "tests", "cli", "peers", "bench"]
+    assert list(budgets) == ["device", "tests", "cli", "peers", "chapter6", "bench"]
     assert abs(sum(budgets.values()) - (480 - module.RESERVE)) < 1e-6
     assert all(v >= 15 for v in budgets.values())
     args = module.parse_args(["--skip", "bench", "--stage-seconds", "cli=30"])
@@ -154,7 +154,7 @@ def test_the_peers_stage_stopped_at_its_budget_still_gives_a_report(tmp_path):
         sys.executable, str(ROOT / "bench" / "gpu_report.py"), "--standin",
         "--smoke", "--synthetic-data", "--out", str(out), "--peer-device", "cpu",
         "--stage-seconds", "peers=5", "--skip", "tests", "--skip", "cli",
-        "--skip", "bench",
+        "--skip", "bench", "--skip", "chapter6",
     ]  # fmt: skip
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 1, proc.stdout + proc.stderr
@@ -170,3 +170,36 @@ def test_the_peers_stage_stopped_at_its_budget_still_gives_a_report(tmp_path):
         assert "No peer results" in proc.stdout  # the table is printed too
     else:
         assert "No peer results" not in (out / "report.md").read_text()
+
+
+def test_the_chapter6_stage_races_xpnet_on_cupy_against_the_peers(tmp_path):
+    """Chapter 6's benchmark as a stage: xpnet on the stand-in's CuPy, PyTorch
+    and JAX on the CPU (where installed; else skipped with the reason), and
+    the report's table with xpnet's time over the best peer's."""
+    out = tmp_path / "gpu"
+    cmd = [
+        sys.executable, str(ROOT / "bench" / "gpu_report.py"), "--standin",
+        "--smoke", "--synthetic-data", "--out", str(out), "--peer-device", "cpu",
+        "--skip", "tests", "--skip", "cli", "--skip", "peers", "--skip", "bench",
+    ]  # fmt: skip
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    report = json.loads((out / "report.json").read_text())
+    stage = next(e for e in report["results"] if e["part"] == "chapter6")
+    assert stage["status"] == "passed", stage
+    doc = json.loads((out / "chapter6.json").read_text())
+    assert doc["device"] == {"xpnet": "gpu", "peers": "cpu"}
+    timed = {
+        (e["params"]["variant"], e["extra_info"]["config"]) for e in doc["benchmarks"]
+    }
+    assert {("cupy-f32", c) for c in ("adam", "adam-bn")} <= timed
+    assert all(e["stats"]["median"] > 0 for e in doc["benchmarks"])
+    md = (out / "report.md").read_text()
+    assert "## Chapter 6: xpnet, PyTorch and JAX on this device" in md
+    rows = [line for line in md.splitlines() if line.startswith("| adam")]
+    assert [r.split(" | ")[0] for r in rows] == ["| adam", "| adam-bn"]
+    peers = {v for v, _ in timed} - {"cupy-f32"}
+    for row in rows:  # a ratio wherever a peer ran, else "-"
+        assert row.endswith("x |") if peers else row.endswith("- |"), row
+    for name in {"torch", "jax"} - {v.split("-")[0] for v in peers}:
+        assert f"- {name} skipped: " in md
