@@ -113,7 +113,9 @@ class Remote:
         self.proc.stdin.flush()
         return self._read()
 
-    def close(self) -> None:
+    def close(self, kill: bool = False) -> None:
+        if kill:  # interrupted: it may be mid-run, and nobody wants the answer
+            self.proc.kill()
         if self.proc.poll() is None:
             try:
                 self.proc.stdin.write('"quit"\n')
@@ -138,10 +140,12 @@ def _stats(samples: list[float]) -> dict:
     }
 
 
-def measure(remotes: dict, setup: dict, rounds: int, settle: float, configs):
-    """Per (contender, config): list of run results, alternated round-robin."""
+def measure(remotes, setup, rounds, settle, configs, runs=None):
+    """Per (contender, config): list of run results, alternated round-robin
+    (into ``runs``, so an interrupted caller keeps the runs that finished)."""
     hidden, batch, steps = setup["hidden"], setup["batch"], setup["steps"]
-    runs = {(name, c): [] for name in remotes for c in configs}
+    runs = {} if runs is None else runs
+    runs.update({(name, c): [] for name in remotes for c in configs})
     for remote in remotes.values():  # warm-up: JIT compiles, page faults
         for config in configs:
             remote.ask(config=config, hidden=hidden, batch=batch, steps=20, seed=99)
@@ -178,6 +182,8 @@ def entries(runs, remotes, setup, threads=None, device="cpu") -> list[dict]:
 
     out = []
     for (name, config), results in runs.items():
+        if not results:  # interrupted before this one ran
+            continue
         hello = remotes[name].hello
         kind = "xpnet" if name in XPNET else name
         variant = f"{name}-f32"
@@ -307,7 +313,7 @@ def main(argv=None) -> int:
         shared = os.environ.get("XPNET_SHARED_DATA")
         base = Path(shared) if shared else ROOT.parent / "shared" / "data"
         data_dir = base / "fashion-mnist"
-    remotes, skipped = {}, {}
+    remotes, skipped, runs, stopped = {}, {}, {}, False
     try:
         for name in names:
             device = peer_device if name in ("torch", "jax") else "cpu"
@@ -319,10 +325,13 @@ def main(argv=None) -> int:
                 remote.close()
             else:
                 remotes[name] = remote
-        runs = measure(remotes, setup, rounds, settle, list(CONFIGS))
+        measure(remotes, setup, rounds, settle, list(CONFIGS), runs)
+    except KeyboardInterrupt:  # e.g. the GPU report's budget: keep what finished
+        stopped = True
+        print("interrupted: writing the runs that finished", file=sys.stderr)
     finally:
         for remote in remotes.values():
-            remote.close()
+            remote.close(kill=stopped)
     result = entries(runs, remotes, setup, args.threads, peer_device)
     for name, why in skipped.items():
         print(f"skipped {name}: {why}", file=sys.stderr)
@@ -346,8 +355,11 @@ def main(argv=None) -> int:
 
     doc = {"benchmarks": result, "skipped": skipped, "machine_info": {}}
     doc["device"] = {"xpnet": args.device, "peers": peer_device}
+    doc["stopped"] = stopped
     write_atomic(args.out, json.dumps(doc, indent=1))
     bad = not_learning(result)
+    if stopped:
+        return 130
     if bad:
         print("error: not learning: " + "; ".join(bad), file=sys.stderr)
         return 1

@@ -315,7 +315,9 @@ def part_chapter6(r: Runner, limit: float) -> None:
     cmd = [sys.executable, str(HERE / "chapter6.py"), "--device", "gpu"]
     cmd += ["--rounds", "1", "--out", str(out), "--peer-device", r.args.peer_device]
     cmd += ["--smoke"] * r.args.smoke + ["--standin"] * r.args.standin
-    r.run("chapter6", "bench/chapter6.py --device gpu", cmd, limit)
+    entry = r.run("chapter6", "bench/chapter6.py --device gpu", cmd, limit)
+    if entry["status"] == "stopped":
+        entry["detail"] += "; the table below is of the runs that finished"
 
 
 def main(argv=None) -> int:

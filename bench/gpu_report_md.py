@@ -124,9 +124,13 @@ def chapter6_table(path: Path) -> list[str]:
     except (OSError, ValueError):
         return ["No chapter 6 results (see the chapter6 entry above)."]
     runs = doc.get("benchmarks", [])
+    skipped = doc.get("skipped", {})
+    notes = [f"- {v} skipped: {why}" for v, why in sorted(skipped.items())]
+    if not runs:
+        return ["No chapter 6 run finished (see the chapter6 entry above).", *notes]
     cols = sorted({e["params"]["variant"] for e in runs}, key=lambda v: v[:4] != "cupy")
     where = doc.get("device", {})
-    size = runs[0]["extra_info"]["size"].rsplit(" ", 1)[0] if runs else "?"
+    size = runs[0]["extra_info"]["size"].rsplit(" ", 1)[0]
     lines = [
         f"Wall time of the whole run, {size}, float32, Adam (median over the "
         f"rounds; each library in its own process, alternated); xpnet on "
@@ -145,12 +149,7 @@ def chapter6_table(path: Path) -> list[str]:
         ratio = f"{best[config][2]:.2f}x" if config in best else "-"
         cells = [seconds(times.get(v)) for v in cols]
         lines.append(f"| {config} | " + " | ".join(cells) + f" | {ratio} |")
-    skipped = doc.get("skipped", {})
-    return (
-        lines
-        + [""] * bool(skipped)
-        + [f"- {v} skipped: {why}" for v, why in sorted(skipped.items())]
-    )
+    return lines + [""] * bool(notes) + notes
 
 
 def write_report(r, data: dict, started: str, total: float, budgets: dict) -> bool:

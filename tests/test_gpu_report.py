@@ -203,3 +203,27 @@ def test_the_chapter6_stage_races_xpnet_on_cupy_against_the_peers(tmp_path):
         assert row.endswith("x |") if peers else row.endswith("- |"), row
     for name in {"torch", "jax"} - {v.split("-")[0] for v in peers}:
         assert f"- {name} skipped: " in md
+
+
+def test_the_chapter6_stage_stopped_at_its_budget_still_gives_a_report(tmp_path):
+    """chapter6.py interrupted at its budget writes the runs that finished (maybe
+    none), kills its workers, and the report says the stage stopped."""
+    out = tmp_path / "gpu"
+    cmd = [
+        sys.executable, str(ROOT / "bench" / "gpu_report.py"), "--standin",
+        "--smoke", "--synthetic-data", "--out", str(out), "--peer-device", "cpu",
+        "--stage-seconds", "chapter6=6", "--skip", "tests", "--skip", "cli",
+        "--skip", "peers", "--skip", "bench",
+    ]  # fmt: skip
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    report = json.loads((out / "report.json").read_text())
+    stage = next(e for e in report["results"] if e["part"] == "chapter6")
+    assert stage["status"] == "stopped", stage
+    assert stage["detail"].startswith("stopped at its budget (6 s")
+    md = (out / "report.md").read_text()
+    assert "## Chapter 6: xpnet, PyTorch and JAX on this device" in md
+    doc = json.loads((out / "chapter6.json").read_text())
+    assert doc["stopped"] is True
+    if not doc["benchmarks"]:
+        assert "No chapter 6 run finished" in md
