@@ -159,7 +159,7 @@ def test_chapter6_runs_every_contender_in_its_own_process(tmp_path):
         if e["params"]["config"] == "adam"
     }
     assert len(before) == 1, before
-    if len(expected) > 1:
+    if expected & {"torch-f32", "jax-f32"}:  # a peer ran: the ratio line
         assert re.search(
             r"adam-bn: xpnet best \S+ / best peer \S+ = [\d.]+x", proc.stdout
         )
