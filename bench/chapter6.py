@@ -44,6 +44,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from sample_stats import sample_stats
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -123,21 +124,6 @@ class Remote:
             except OSError:
                 pass
             self.proc.wait(timeout=60)
-
-
-def _stats(samples: list[float]) -> dict:
-    a = np.asarray(samples)
-    q1, median, q3 = np.percentile(a, [25, 50, 75])
-    return {
-        "min": float(a.min()),
-        "max": float(a.max()),
-        "mean": float(a.mean()),
-        "median": float(median),
-        "q1": float(q1),
-        "q3": float(q3),
-        "iqr": float(q3 - q1),
-        "rounds": len(samples),
-    }
 
 
 def measure(remotes, setup, rounds, settle, configs, runs=None):
@@ -224,7 +210,7 @@ def entries(runs, remotes, setup, threads=None, device="cpu") -> list[dict]:
                 "params": {"variant": variant, "config": config},
                 "param": f"{variant}-{config}",
                 "extra_info": info,
-                "stats": _stats([r["seconds"] for r in results]),
+                "stats": sample_stats([r["seconds"] for r in results]),
             }
         )
     return out

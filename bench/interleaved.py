@@ -33,25 +33,11 @@ import benchkit
 import numpy as np
 import pytest
 from contenders import VARIANTS, Contender
+from sample_stats import sample_stats
 
 import backend as B
 
 GROUP = "train-step-interleaved"
-
-
-def _stats(samples: list[float]) -> dict:
-    a = np.asarray(samples)
-    q1, median, q3 = np.percentile(a, [25, 50, 75])
-    return {
-        "min": float(a.min()),
-        "max": float(a.max()),
-        "mean": float(a.mean()),
-        "median": float(median),
-        "q1": float(q1),
-        "q3": float(q3),
-        "iqr": float(q3 - q1),
-        "rounds": len(samples),
-    }
 
 
 def measure(s, data, rounds: int, block: int, settle: float, settle_steps: int = 5):
@@ -114,7 +100,7 @@ def results(s, data, contenders, samples) -> list[dict]:
                 "params": {"variant": vid},
                 "param": vid,
                 "extra_info": bench.extra_info,
-                "stats": _stats(samples[vid]),
+                "stats": sample_stats(samples[vid]),
             }
         )
     return entries
